@@ -1,0 +1,36 @@
+# make lab    provision the embedded lab with site.yml and print its backups
+# make test   every test: unit, sanity, lint, molecule
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+ROOT := $(CURDIR)
+# Puts the virtualenv first on PATH and the lab's secrets in the environment.
+WITH_ENV := eval "$$(scripts/lab-env.sh)"; export PATH="$(ROOT)/.venv/bin:$$PATH" ANSIBLE_CONFIG="$(ROOT)/ansible.cfg";
+MOLECULE_SCENARIOS := default
+
+.PHONY: bootstrap lab lab-down test unit sanity lint molecule
+
+bootstrap:
+	scripts/bootstrap.sh
+
+lab: bootstrap
+	scripts/lab.sh up
+	$(WITH_ENV) ansible-playbook -i inventories/lab site.yml
+	docker exec -u postgres chronos-db pgbackrest --stanza=chronos-v2 info
+
+lab-down:
+	scripts/lab.sh down
+
+test: bootstrap
+	$(MAKE) unit sanity lint molecule
+
+unit:
+	.venv/bin/pytest -q tests/unit
+
+sanity:
+	scripts/sanity.sh
+
+lint:
+	$(WITH_ENV) ansible-lint --profile production
+
+molecule:
+	$(WITH_ENV) for scenario in $(MOLECULE_SCENARIOS); do molecule test --scenario-name "$$scenario"; done

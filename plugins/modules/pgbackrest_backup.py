@@ -1,0 +1,153 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the chronos.pgbackrest collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: pgbackrest_backup
+short_description: Take a pgBackRest backup, or reuse a fresh enough one
+version_added: 0.1.0
+description:
+  - Runs C(pgbackrest backup) with the requested I(type) and returns the backup it made, read back from
+    C(pgbackrest info).
+  - With I(max_age), first looks for a completed backup of that type, or of a type that covers it (a full
+    covers a diff, a full or a diff covers an incr), that stopped within I(max_age); when there is one it
+    returns that backup and does not back up.
+  - pgBackRest takes a full backup when a diff or incr is asked for and the stanza has no full backup yet.
+  - pgBackRest expires old backups after each backup, following the repository's retention options.
+extends_documentation_fragment:
+  - chronos.pgbackrest.pgbackrest
+options:
+  type:
+    description:
+      - Backup type.
+    type: str
+    choices: [full, diff, incr]
+    default: diff
+  max_age:
+    description:
+      - Reuse a backup that stopped within this age instead of taking one. A number of seconds, or a number
+        followed by C(s), C(m), C(h), C(d) or C(w), for example C(24h).
+      - When omitted, the module always backs up.
+    type: str
+attributes:
+  check_mode:
+    support: full
+    description: Reads the repository and returns the command that would run in I(executed_commands).
+  diff_mode:
+    support: none
+  idempotent:
+    support: partial
+    details: Idempotent only with I(max_age); without it every run takes a backup.
+author:
+  - chronos.pgbackrest contributors
+'''
+
+EXAMPLES = r'''
+- name: Take a full backup
+  chronos.pgbackrest.pgbackrest_backup:
+    stanza: chronos-v2
+    type: full
+  become: true
+  become_user: postgres
+
+- name: Take a differential backup unless one (or a full) finished in the last 24 hours
+  chronos.pgbackrest.pgbackrest_backup:
+    stanza: chronos-v2
+    type: diff
+    max_age: 24h
+  become: true
+  become_user: postgres
+  register: result
+'''
+
+RETURN = r'''
+backup:
+  description: The backup taken, or the fresh one reused. Same fields as the backups of
+    M(chronos.pgbackrest.pgbackrest_info), plus C(duration) in seconds. Null in check mode when a backup would run.
+  returned: success
+  type: dict
+  sample:
+    label: 20261124-090723F_20261124-090742D
+    type: diff
+    prior: 20261124-090723F
+    start_time: "2026-11-24 09:07:42+00"
+    stop_time: "2026-11-24 09:07:51+00"
+    duration: 9
+    size: 23243118
+    repo_size: 2839952
+    wal_start: "000000010000000000000005"
+    wal_stop: "000000010000000000000005"
+reused:
+  description: Whether an existing backup within I(max_age) was returned instead of taking one.
+  returned: success
+  type: bool
+executed_commands:
+  description: The pgbackrest commands run, or in check mode the ones that would run.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
+    BACKUP_COVERS, PgBackRest, newest_backup, now, parse_duration, pgbackrest_argument_spec, stanza_problem)
+
+
+def with_duration(backup):
+    if backup is None:
+        return None
+    backup = dict(backup)
+    backup['duration'] = backup['stop'] - backup['start'] if backup['start'] and backup['stop'] else None
+    return backup
+
+
+def main():
+    argument_spec = pgbackrest_argument_spec()
+    argument_spec.update(
+        type=dict(type='str', choices=['full', 'diff', 'incr'], default='diff'),
+        max_age=dict(type='str'),
+    )
+    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    backup_type = module.params['type']
+    max_age = None
+    if module.params['max_age'] is not None:
+        try:
+            max_age = parse_duration(module.params['max_age'])
+        except ValueError as exc:
+            module.fail_json(msg='max_age: %s' % exc)
+
+    pgbackrest = PgBackRest(module)
+    stanza = pgbackrest.stanza_info()
+    problem = stanza_problem(stanza)
+    if problem:
+        sentence, part, advice = problem
+        module.fail_json(msg='Cannot back up: %s. %s' % (sentence, advice), failed_part=part,
+                         executed_commands=pgbackrest.executed_commands)
+
+    if max_age is not None:
+        fresh = newest_backup(stanza, BACKUP_COVERS[backup_type], newer_than=now() - max_age)
+        if fresh:
+            module.exit_json(changed=False, reused=True, backup=with_duration(fresh),
+                             executed_commands=pgbackrest.executed_commands)
+
+    options = ['--type=%s' % backup_type]
+    if module.check_mode:
+        pgbackrest.plan('backup', *options)
+        module.exit_json(changed=True, reused=False, backup=None, executed_commands=pgbackrest.executed_commands)
+
+    before = set(backup['label'] for backup in stanza['backups'])
+    pgbackrest.run('backup', *options, attempt='take a %s backup of stanza %s' % (backup_type, pgbackrest.stanza))
+    made = [backup for backup in pgbackrest.stanza_info()['backups'] if backup['label'] not in before]
+    if not made:
+        module.fail_json(msg='pgbackrest backup succeeded, yet pgbackrest info lists no new backup.',
+                         executed_commands=pgbackrest.executed_commands)
+    module.exit_json(changed=True, reused=False, backup=with_duration(made[-1]),
+                     executed_commands=pgbackrest.executed_commands)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,80 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the chronos.pgbackrest collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: pgbackrest_check
+short_description: Check that a pgBackRest stanza can back up and archive WAL
+version_added: 0.1.0
+description:
+  - Runs C(pgbackrest check), which validates the configuration, reaches the repository, connects to
+    PostgreSQL, and pushes one WAL segment through C(archive_command) to prove archiving works.
+  - On failure, names the failing part (C(archiving), C(repository), C(encryption), C(configuration),
+    C(database), C(stanza)) and says what to do.
+  - Never reports a change.
+extends_documentation_fragment:
+  - chronos.pgbackrest.pgbackrest
+attributes:
+  check_mode:
+    support: full
+    description: The check forces a WAL segment switch, so in check mode it is not run; the command is
+      returned in I(executed_commands).
+  diff_mode:
+    support: none
+  idempotent:
+    support: full
+author:
+  - chronos.pgbackrest contributors
+'''
+
+EXAMPLES = r'''
+- name: Prove the repository and WAL archiving work
+  chronos.pgbackrest.pgbackrest_check:
+    stanza: chronos-v2
+  become: true
+  become_user: postgres
+'''
+
+RETURN = r'''
+ok:
+  description: Whether the check passed. When it fails, the task fails with C(failed_part) and C(error_code).
+  returned: success
+  type: bool
+failed_part:
+  description: On failure, the part of the setup pgBackRest's error points at.
+  returned: failure
+  type: str
+  sample: archiving
+error_code:
+  description: On failure, pgBackRest's error code.
+  returned: failure
+  type: int
+  sample: 87
+executed_commands:
+  description: The pgbackrest commands run, or in check mode the ones that would run.
+  returned: always
+  type: list
+  elements: str
+'''
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
+    PgBackRest, pgbackrest_argument_spec)
+
+
+def main():
+    module = AnsibleModule(argument_spec=pgbackrest_argument_spec(), supports_check_mode=True)
+    pgbackrest = PgBackRest(module)
+    if module.check_mode:
+        pgbackrest.plan('check')
+        module.exit_json(changed=False, ok=None, executed_commands=pgbackrest.executed_commands)
+    pgbackrest.run('check', attempt='check stanza %s' % pgbackrest.stanza)
+    module.exit_json(changed=False, ok=True, executed_commands=pgbackrest.executed_commands)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Prepare this machine for the lab and the tests, skipping every step that is already done:
+# Debian packages, the Python virtualenv, a Docker engine, the locally built images, the lab's
+# TLS certificates and the collection link Ansible loads chronos.pgbackrest from.
+# Usage: scripts/bootstrap.sh [packages|venv|docker|images|tls|collection ...]  (default: all)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD="$ROOT/.build"
+VENV="$ROOT/.venv"
+BASE_IMAGE=chronos-pgbackrest/base:bookworm
+S3_IMAGE=chronos-pgbackrest/s3:bookworm
+LAB_S3_HOST=s3.chronos.lab
+
+log() { printf '==> %s\n' "$*"; }
+
+packages() {
+  local wanted=(docker.io debootstrap rsync openssl make git)
+  local missing=()
+  for pkg in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")
+  done
+  if ((${#missing[@]})); then
+    log "installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+venv() {
+  local stamp="$VENV/.requirements.sha256"
+  local want
+  want=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
+  if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    return
+  fi
+  log "installing Python requirements into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --upgrade pip
+  "$VENV/bin/pip" install -q -r "$ROOT/requirements.txt" 2> >(grep -v "is ignored: it is neither" >&2)
+  echo "$want" >"$stamp"
+}
+
+docker_engine() {
+  if docker info >/dev/null 2>&1; then
+    return
+  fi
+  log "starting dockerd (log: /var/log/dockerd.log)"
+  setsid dockerd >/var/log/dockerd.log 2>&1 </dev/null &
+  for _ in $(seq 60); do
+    docker info >/dev/null 2>&1 && return
+    sleep 1
+  done
+  echo "dockerd did not answer within 60 s; see /var/log/dockerd.log" >&2
+  exit 1
+}
+
+# An image is rebuilt only when the files it is built from change: their hash is kept as a label.
+image_current() {
+  local image=$1 inputs=$2
+  [[ "$(docker image inspect -f '{{ index .Config.Labels "chronos.inputs" }}' "$image" 2>/dev/null)" == "$inputs" ]]
+}
+
+base_image() {
+  local inputs
+  inputs=$(declare -f base_image | sha256sum | cut -c1-16)
+  image_current "$BASE_IMAGE" "$inputs" && return
+  log "building $BASE_IMAGE with debootstrap (about a minute)"
+  local rootfs
+  rootfs=$(mktemp -d /var/tmp/chronos-rootfs.XXXXXX)
+  debootstrap --variant=minbase \
+    --include=python3,python3-apt,sudo,acl,procps,ca-certificates,cron,locales \
+    bookworm "$rootfs" http://deb.debian.org/debian >"$BUILD/debootstrap.log" 2>&1 \
+    || { echo "debootstrap failed; see $BUILD/debootstrap.log" >&2; exit 1; }
+  rm -f "$rootfs/etc/apt/sources.list"
+  cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<'SOURCES'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SOURCES
+  echo 'en_US.UTF-8 UTF-8' >"$rootfs/etc/locale.gen"
+  chroot "$rootfs" locale-gen >/dev/null
+  chroot "$rootfs" apt-get clean
+  tar -C "$rootfs" -c . | docker import \
+    --change 'ENV LANG=en_US.UTF-8' \
+    --change "LABEL chronos.inputs=$inputs" \
+    --change 'CMD ["sleep", "infinity"]' - "$BASE_IMAGE" >/dev/null
+  rm -rf "$rootfs"
+}
+
+s3_image() {
+  local context="$ROOT/lab/images/s3" moto inputs
+  moto=$(grep -E '^moto\[server\]==' "$ROOT/requirements.txt")
+  inputs=$( (cat "$context"/* ; echo "$moto"; docker image inspect -f '{{ .Id }}' "$BASE_IMAGE") | sha256sum | cut -c1-16)
+  image_current "$S3_IMAGE" "$inputs" && return
+  log "building $S3_IMAGE (moto behind stunnel)"
+  local tmp
+  tmp=$(mktemp -d)
+  cp "$context"/* "$tmp/"
+  # pip inside the build trusts the same CA bundle as this machine.
+  cp /etc/ssl/certs/ca-certificates.crt "$tmp/host-ca-certificates.crt"
+  docker build -q --build-arg "MOTO_REQUIREMENT=$moto" --label "chronos.inputs=$inputs" \
+    -t "$S3_IMAGE" "$tmp" >/dev/null
+  rm -rf "$tmp"
+}
+
+tls() {
+  local dir="$BUILD/tls"
+  [[ -f "$dir/s3.crt" ]] && return
+  log "creating the lab's certificate authority and the certificate for $LAB_S3_HOST"
+  mkdir -p "$dir"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj '/CN=chronos lab CA' \
+    -keyout "$dir/ca.key" -out "$dir/ca.crt" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=$LAB_S3_HOST" \
+    -keyout "$dir/s3.key" -out "$dir/s3.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:%s,DNS:localhost\n' "$LAB_S3_HOST" >"$dir/s3.ext"
+  openssl x509 -req -in "$dir/s3.csr" -CA "$dir/ca.crt" -CAkey "$dir/ca.key" -CAcreateserial \
+    -days 3650 -extfile "$dir/s3.ext" -out "$dir/s3.crt" 2>/dev/null
+  chmod 0644 "$dir/s3.key"   # read by stunnel inside the s3 container
+}
+
+collection() {
+  local link="$BUILD/collections/ansible_collections/chronos/pgbackrest"
+  [[ -L "$link" ]] && return
+  mkdir -p "$(dirname "$link")"
+  ln -s "$ROOT" "$link"
+}
+
+mkdir -p "$BUILD"
+steps=("$@")
+((${#steps[@]})) || steps=(packages venv docker images tls collection)
+for step in "${steps[@]}"; do
+  case "$step" in
+    packages) packages ;;
+    venv) venv ;;
+    docker) docker_engine ;;
+    images) docker_engine; base_image; s3_image ;;
+    tls) tls ;;
+    collection) collection ;;
+    *) echo "unknown step: $step" >&2; exit 2 ;;
+  esac
+done

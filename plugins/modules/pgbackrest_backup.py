@@ -39,11 +39,12 @@ attributes:
     description: Reads the repository and returns the command that would run in I(executed_commands).
   diff_mode:
     support: none
+    description: Nothing to show as a diff.
   idempotent:
     support: partial
-    details: Idempotent only with I(max_age); without it every run takes a backup.
+    description: Idempotent only with I(max_age); without it every run takes a backup.
 author:
-  - chronos.pgbackrest contributors
+  - Chronos platform team (@chronos-platform)
 '''
 
 EXAMPLES = r'''

@@ -25,10 +25,12 @@ attributes:
       returned in I(executed_commands).
   diff_mode:
     support: none
+    description: Nothing to show as a diff.
   idempotent:
     support: full
+    description: A second run with the same arguments changes nothing.
 author:
-  - chronos.pgbackrest contributors
+  - Chronos platform team (@chronos-platform)
 '''
 
 EXAMPLES = r'''

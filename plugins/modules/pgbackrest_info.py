@@ -23,10 +23,12 @@ attributes:
     description: Reading is safe, so the module runs in check mode as it does otherwise.
   diff_mode:
     support: none
+    description: Nothing to show as a diff.
   idempotent:
     support: full
+    description: A second run with the same arguments changes nothing.
 author:
-  - chronos.pgbackrest contributors
+  - Chronos platform team (@chronos-platform)
 '''
 
 EXAMPLES = r'''

@@ -39,10 +39,12 @@ attributes:
     description: Reads the repository and the cluster, and returns the command it would run in I(executed_commands).
   diff_mode:
     support: none
+    description: Nothing to show as a diff.
   idempotent:
     support: full
+    description: A second run with the same arguments changes nothing.
 author:
-  - chronos.pgbackrest contributors
+  - Chronos platform team (@chronos-platform)
 '''
 
 EXAMPLES = r'''

@@ -168,7 +168,9 @@ def parse_stanza(raw):
 
 def parse_info(text):
     """Parse `pgbackrest info --output=json` into a list of stanzas."""
-    data = json.loads(text)
+    # strict=False: with a wrong passphrase pgBackRest 2.45 puts the undecryptable bytes, control
+    # characters included, unescaped into a status message.
+    data = json.loads(text, strict=False)
     if not isinstance(data, list):
         raise ValueError('expected a JSON list of stanzas')
     return [parse_stanza(stanza) for stanza in data]
@@ -181,6 +183,12 @@ _REPO_MESSAGE_PARTS = (
 )
 
 
+def _first_line(message):
+    """The first line of a status message, printable characters only (it may quote undecryptable bytes)."""
+    line = (message or '').split('\n')[0]
+    return ''.join(char for char in line if char.isprintable() and char != '\ufffd').strip()
+
+
 def stanza_problem(stanza):
     """(sentence, part, advice) saying why a stanza is not usable, or None when it is usable:
     ok, or created with no backup yet."""
@@ -188,8 +196,7 @@ def stanza_problem(stanza):
     if code in (STATUS_OK, STATUS_NO_BACKUP):
         return None
     failing = [repo for repo in stanza['repos'] if repo['status']['code'] not in (STATUS_OK, STATUS_NO_BACKUP)]
-    details = ['repo%s: %s' % (repo['key'], ' '.join((repo['status']['message'] or '').split()))
-               for repo in failing]
+    details = ['repo%s: %s' % (repo['key'], _first_line(repo['status']['message'])) for repo in failing]
     part, advice = 'pgbackrest', 'Read the pgBackRest log in /var/log/pgbackrest for details.'
     if code == STATUS_MISSING_STANZA_PATH:
         part, advice = 'stanza', 'Create the stanza first: pgbackrest_stanza with state=present (the pgbackrest role does).'
@@ -269,7 +276,8 @@ class PgBackRest(object):
         `attempt` is a sentence fragment like 'create stanza chronos-v2'."""
         attempt = kwargs.get('attempt') or command
         argv = self.plan(command, *options)
-        rc, stdout, stderr = self.module.run_command(argv, environ_update=self.environment)
+        # errors='replace': undecryptable bytes in pgBackRest's output must not make the result invalid UTF-8.
+        rc, stdout, stderr = self.module.run_command(argv, environ_update=self.environment, errors='replace')
         if rc != 0:
             self.fail(attempt, rc, stdout, stderr, argv)
         return stdout, stderr

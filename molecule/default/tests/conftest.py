@@ -64,8 +64,11 @@ def run_playbook(playbook="site.yml", extra_vars=None, verbosity=0):
                           cwd=PROJECT)
 
 
-def module(host, name, **args):
-    """Run one of the collection's modules on host as postgres and return its result."""
+def module(name, **args):
+    """Run one of the collection's modules on the database host as postgres, through Ansible, and return
+    its result."""
+    inventory = os.path.join(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"], "inventory")
+    host = testinfra.get_host("ansible://%s" % DB_HOST, ansible_inventory=inventory)
     arguments = " ".join("%s=%s" % (key, value) for key, value in args.items())
     return host.ansible("chronos.pgbackrest.%s" % name, arguments, become=True, become_user="postgres",
                         check=False)

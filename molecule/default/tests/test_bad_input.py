@@ -13,7 +13,9 @@ STRONG_BUT_WRONG = "Kq3vN8xZp2LmR7tY5wB9cD4fG6hJ1sA0eU"
     ({"pgbackrest_repo_s3_key": ""}, "An S3 repository needs pgbackrest_repo_s3_bucket"),
     ({"pgbackrest_repo_cipher_pass": ""}, "pgbackrest_repo_cipher_pass is missing or weak"),
     ({"pgbackrest_repo_cipher_pass": "a" * 30}, "pgbackrest_repo_cipher_pass is missing or weak"),
-    ({"pgbackrest_repo_s3_endpoint": "nowhere.chronos.lab"}, "Check that the repository is reachable"),
+    # pgBackRest gives up on an unreachable endpoint after 4 x io-timeout (60 s by default).
+    ({"pgbackrest_repo_s3_endpoint": "nowhere.chronos.lab", "pgbackrest_global_options": {"io-timeout": 3}},
+     "Check that the repository is reachable"),
     ({"pgbackrest_repo_cipher_pass": STRONG_BUT_WRONG}, "cipher passphrase (repo1-cipher-pass) is probably not"),
 ], ids=["no bucket", "no key", "no passphrase", "weak passphrase", "unreachable endpoint", "wrong passphrase"])
 def test_bad_input_fails_clearly_and_changes_nothing(db, extra_vars, message):

@@ -42,8 +42,8 @@ def test_stanza_is_in_the_bucket(s3):
     assert any(key.startswith("var/lib/pgbackrest/archive/%s/15-1/" % STANZA) for key in keys), "no WAL archived"
 
 
-def test_one_full_backup_read_back_through_pgbackrest_info(db):
-    result = module(db, "pgbackrest_info", stanza=STANZA)
+def test_one_full_backup_read_back_through_pgbackrest_info():
+    result = module("pgbackrest_info", stanza=STANZA)
     assert result["changed"] is False
     assert result["stanza"]["status"]["code"] == 0
     fulls = [backup for backup in result["backups"] if backup["type"] == "full"]

@@ -52,9 +52,11 @@ ERROR_PARTS = {
                  'PostgreSQL could not be reached as configured by pg1-path, pg1-port and pg1-socket-path: '
                  'check that it is running.'),
     'lock': (frozenset([50]),
-             'Another pgBackRest command holds the stanza lock: wait for it to finish and run again.'),
+             'Another pgBackRest command holds the stanza lock: wait for it to finish and run again '
+             '(pgbackrest_backup can wait: wait_for_lock=true).'),
 }
 
+LOCK_ERROR = 50
 _ERROR_LINE = re.compile(r'ERROR: \[(\d{3})\]: (.*)')
 _DURATION = re.compile(r'^\s*(\d+)\s*([smhdw]?)\s*$')
 _DURATION_UNITS = {'': 1, 's': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
@@ -271,15 +273,19 @@ class PgBackRest(object):
         self.executed_commands.append(' '.join(argv))
         return argv
 
-    def run(self, command, *options, **kwargs):
-        """Run one pgbackrest command; on failure, fail the module saying what was attempted.
-        `attempt` is a sentence fragment like 'create stanza chronos-v2'."""
-        attempt = kwargs.get('attempt') or command
+    def execute(self, command, *options):
+        """Run one pgbackrest command and return (rc, stdout, stderr, argv), whatever rc is."""
         argv = self.plan(command, *options)
         # errors='replace': undecryptable bytes in pgBackRest's output must not make the result invalid UTF-8.
         rc, stdout, stderr = self.module.run_command(argv, environ_update=self.environment, errors='replace')
+        return rc, stdout, stderr, argv
+
+    def run(self, command, *options, **kwargs):
+        """Run one pgbackrest command; on failure, fail the module saying what was attempted.
+        `attempt` is a sentence fragment like 'create stanza chronos-v2'."""
+        rc, stdout, stderr, argv = self.execute(command, *options)
         if rc != 0:
-            self.fail(attempt, rc, stdout, stderr, argv)
+            self.fail(kwargs.get('attempt') or command, rc, stdout, stderr, argv)
         return stdout, stderr
 
     def fail(self, attempt, rc, stdout, stderr, argv=None, **extra):

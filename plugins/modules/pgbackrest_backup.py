@@ -18,6 +18,7 @@ description:
     returns that backup and does not back up.
   - pgBackRest takes a full backup when a diff or incr is asked for and the stanza has no full backup yet.
   - pgBackRest expires old backups after each backup, following the repository's retention options.
+  - Long backups can run under Ansible C(async).
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
 options:
@@ -33,6 +34,17 @@ options:
         followed by C(s), C(m), C(h), C(d) or C(w), for example C(24h).
       - When omitted, the module always backs up.
     type: str
+  wait_for_lock:
+    description:
+      - When another backup or expire holds the stanza's lock, wait for it to finish (up to I(lock_timeout))
+        instead of failing.
+    type: bool
+    default: false
+  lock_timeout:
+    description:
+      - With I(wait_for_lock), how long to wait for the lock, in the form of I(max_age).
+    type: str
+    default: 1h
 attributes:
   check_mode:
     support: full
@@ -93,9 +105,14 @@ executed_commands:
   elements: str
 '''
 
+import time
+
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
-    BACKUP_COVERS, PgBackRest, newest_backup, now, parse_duration, pgbackrest_argument_spec, stanza_problem)
+    BACKUP_COVERS, LOCK_ERROR, PgBackRest, newest_backup, now, parse_duration, parse_error, pgbackrest_argument_spec,
+    stanza_problem)
+
+LOCK_POLL_SECONDS = 5
 
 
 def with_duration(backup):
@@ -111,15 +128,16 @@ def main():
     argument_spec.update(
         type=dict(type='str', choices=['full', 'diff', 'incr'], default='diff'),
         max_age=dict(type='str'),
+        wait_for_lock=dict(type='bool', default=False),
+        lock_timeout=dict(type='str', default='1h'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     backup_type = module.params['type']
-    max_age = None
-    if module.params['max_age'] is not None:
-        try:
-            max_age = parse_duration(module.params['max_age'])
-        except ValueError as exc:
-            module.fail_json(msg='max_age: %s' % exc)
+    try:
+        max_age = parse_duration(module.params['max_age']) if module.params['max_age'] is not None else None
+        lock_timeout = parse_duration(module.params['lock_timeout'])
+    except ValueError as exc:
+        module.fail_json(msg='Invalid duration: %s. Nothing was run.' % exc)
 
     pgbackrest = PgBackRest(module)
     stanza = pgbackrest.stanza_info()
@@ -141,7 +159,15 @@ def main():
         module.exit_json(changed=True, reused=False, backup=None, executed_commands=pgbackrest.executed_commands)
 
     before = set(backup['label'] for backup in stanza['backups'])
-    pgbackrest.run('backup', *options, attempt='take a %s backup of stanza %s' % (backup_type, pgbackrest.stanza))
+    deadline = now() + lock_timeout
+    while True:
+        rc, stdout, stderr, argv = pgbackrest.execute('backup', *options)
+        if rc == 0:
+            break
+        if parse_error(stdout, stderr)[0] == LOCK_ERROR and module.params['wait_for_lock'] and now() < deadline:
+            time.sleep(LOCK_POLL_SECONDS)
+            continue
+        pgbackrest.fail('take a %s backup of stanza %s' % (backup_type, pgbackrest.stanza), rc, stdout, stderr, argv)
     made = [backup for backup in pgbackrest.stanza_info()['backups'] if backup['label'] not in before]
     if not made:
         module.fail_json(msg='pgbackrest backup succeeded, yet pgbackrest info lists no new backup.',

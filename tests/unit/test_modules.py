@@ -328,7 +328,7 @@ def test_backup_fails_on_a_missing_stanza(run_module, captured_bytes):
 def test_backup_rejects_a_bad_max_age(run_module):
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', max_age='yesterday'), [])
     assert run.failed
-    assert run.result['msg'].startswith("max_age: 'yesterday' is not a duration")
+    assert run.result['msg'].startswith("Invalid duration: 'yesterday' is not a duration")
 
 
 # --- pgbackrest_check ----------------------------------------------------------------------------
@@ -400,3 +400,36 @@ def test_stanza_secrets_reach_pgbackrest_through_the_environment_only(run_module
 def test_no_environment_without_secrets(run_module):
     run = run_module(pgbackrest_check, dict(stanza='chronos-v2'), [(0, b'', b'')])
     assert run.calls[0]['environ_update'] == {}
+
+
+def test_backup_waits_for_the_lock_when_asked(run_module, captured_bytes, monkeypatch):
+    clock = [D1_STOP + 120]
+    monkeypatch.setattr(pgbackrest_backup, 'now', lambda: clock[0])
+    monkeypatch.setattr(pgbackrest_backup.time, 'sleep', lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='diff', wait_for_lock=True), [
+        ok('info-full-diff-incr.json', captured_bytes),
+        fails(50, 'backup-locked.err', captured_bytes),
+        fails(50, 'backup-locked.err', captured_bytes),
+        (0, b'', b''),
+        ok('info-after-diff.json', captured_bytes),
+    ])
+    assert not run.failed, run.result.get('msg')
+    assert run.commands == ['info', 'backup', 'backup', 'backup', 'info']
+    assert clock[0] == D1_STOP + 120 + 2 * pgbackrest_backup.LOCK_POLL_SECONDS
+    assert run.result['backup']['label'] == D2
+
+
+def test_backup_gives_up_on_the_lock_after_lock_timeout(run_module, captured_bytes, monkeypatch):
+    clock = [D1_STOP + 120]
+    monkeypatch.setattr(pgbackrest_backup, 'now', lambda: clock[0])
+    monkeypatch.setattr(pgbackrest_backup.time, 'sleep', lambda seconds: clock.__setitem__(0, clock[0] + seconds))
+    # Tries at 0 s and 5 s are within 8 s; the try at 10 s is the last.
+    run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='diff', wait_for_lock=True, lock_timeout='8s'), [
+        ok('info-full-diff-incr.json', captured_bytes),
+        fails(50, 'backup-locked.err', captured_bytes),
+        fails(50, 'backup-locked.err', captured_bytes),
+        fails(50, 'backup-locked.err', captured_bytes),
+    ])
+    assert run.failed
+    assert run.result['failed_part'] == 'lock'
+    assert 'wait_for_lock' in run.result['msg']

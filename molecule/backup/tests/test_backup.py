@@ -1,0 +1,141 @@
+"""Backups on demand and on schedule, against PostgreSQL, pgBackRest and the TLS S3 endpoint.
+The tests run in file order: each leaves backups the next ones build on; expiry comes last."""
+
+import re
+import time
+
+from conftest import (NETWORK, S3_ALIAS, S3_HOST, STANZA, WRAPPER, docker, info, labels, lsn, module, psql,
+                      run_playbook)
+
+
+def test_full_then_diff_through_the_playbook():
+    full = run_playbook("playbooks/backup.yml", {"pgbackrest_backup_type": "full"})
+    assert full.returncode == 0, full.stdout[-3000:]
+    full_label = re.search(r"Took full backup (\d{8}-\d{6}F) ", full.stdout).group(1)
+
+    diff = run_playbook("playbooks/backup.yml")
+    assert diff.returncode == 0, diff.stdout[-3000:]
+    assert "Took diff backup %s_" % full_label in diff.stdout
+    newest = info()["latest_backup"]
+    assert (newest["type"], newest["prior"]) == ("diff", full_label)
+
+
+def test_max_age_reuses_a_fresh_backup_and_changes_nothing():
+    before = labels()
+    result = run_playbook("playbooks/backup.yml", {"pgbackrest_backup_max_age": "1h"})
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Reused diff backup %s " % before[-1] in result.stdout
+    assert re.search(r"changed=0 ", result.stdout)
+    assert labels() == before
+
+
+def test_check_mode_plans_without_backing_up():
+    before = labels()
+    result = run_playbook("playbooks/backup.yml", {"pgbackrest_backup_type": "full"}, check=True)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"changed=1 ", result.stdout)
+    assert labels() == before
+
+
+def test_backup_under_async():
+    before = labels()
+    result = run_playbook("molecule/backup/async_backup.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert len(labels()) == len(before) + 1
+
+
+def test_cron_command_line_makes_a_backup(db):
+    cron = db.file("/etc/cron.d/pgbackrest-%s" % STANZA).content_string.splitlines()
+    diff_line = next(line for line in cron if " diff " in line and not line.startswith("#"))
+    fields = diff_line.split(None, 6)
+    user, command = fields[5], fields[6]
+    before = labels()
+    # As cron runs it: /bin/sh -c as the entry's user, with cron's minimal environment.
+    result = db.run("env -i PATH=/usr/bin:/bin SHELL=/bin/sh HOME=/var/lib/postgresql LOGNAME=%s "
+                    "runuser -u %s -- /bin/sh -c %s", user, user, command)
+    assert result.rc == 0, result.stderr
+    backups = info()["backups"]
+    assert len(backups) == len(before) + 1
+    assert backups[-1]["type"] == "diff"
+    assert "diff backup of stanza %s succeeded" % STANZA in db.file("/var/log/pgbackrest/backup.log").content_string
+
+
+def test_guide_testing_backups_procedure(db):
+    # shared/reference/postgresql-backup-guide.md, "Testing Backups", as root like `docker exec`.
+    db.check_output('psql -h localhost -U prometheus -d chronos_db -c '
+                    '"CREATE TABLE backup_test (id serial, created_at timestamp default now());"')
+    created = psql(db, "SELECT pg_current_wal_insert_lsn()")
+    result = db.run(WRAPPER)
+    assert result.rc == 0, result.stderr
+    newest = info()["latest_backup"]
+    assert newest["type"] == ("full" if db.check_output("date +%w") == "0" else "diff")
+    assert lsn(newest["lsn_stop"]) > lsn(created), "the backup does not cover the table's creation"
+
+
+def test_wrapper_started_as_root_leaves_no_root_owned_file(db):
+    assert db.check_output("find /var/log/pgbackrest /tmp/pgbackrest /var/spool/pgbackrest -user root") == ""
+
+
+def test_two_wrapper_runs_at_once_one_backs_up(db):
+    before = labels()
+    db.check_output("bash -c %s", "for n in 1 2; do (%s diff > /tmp/run$n.out 2>&1; echo $? > /tmp/run$n.rc) & done;"
+                                  " wait" % WRAPPER)
+    runs = sorted((int(db.file("/tmp/run%d.rc" % n).content_string), db.file("/tmp/run%d.out" % n).content_string)
+                  for n in (1, 2))
+    assert [rc for rc, _ in runs] == [0, 75]
+    assert "another backup of stanza %s is running" % STANZA in runs[1][1]
+    backups = info()["backups"]
+    assert len(backups) == len(before) + 1
+    assert not any(backup["error"] for backup in backups)
+
+
+def test_endpoint_down_fails_naming_the_repository_then_recovers(db):
+    docker("network", "disconnect", NETWORK, S3_HOST)
+    try:
+        # pgBackRest gives up after 4 x io-timeout: 20 s instead of the default 4 minutes.
+        down = db.run("env PGBACKREST_IO_TIMEOUT=5 %s diff" % WRAPPER)
+    finally:
+        docker("network", "connect", "--alias", S3_ALIAS, NETWORK, S3_HOST)
+    assert down.rc != 0
+    assert "FAILED" in down.stderr
+    assert "repo1: s3 bucket project-chronos-backups at %s:443" % S3_ALIAS in down.stderr
+
+    before = labels()
+    again = db.run("%s diff" % WRAPPER)
+    assert again.rc == 0, again.stderr
+    assert len(labels()) == len(before) + 1
+
+
+def test_a_held_lock_fails_clearly_or_is_waited_for(db):
+    db.check_output("bash -c %s", "(%s full > /tmp/held.out 2>&1; echo $? > /tmp/held.rc) > /dev/null 2>&1 &" % WRAPPER)
+    for _ in range(40):
+        if info()["stanza"]["backup_running"]:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the background full backup never took the lock")
+
+    refused = module("pgbackrest_backup", stanza=STANZA, type="incr")
+    assert refused.get("failed")
+    assert refused["failed_part"] == "lock"
+    assert "wait_for_lock" in refused["msg"]
+
+    waited = module("pgbackrest_backup", stanza=STANZA, type="incr", wait_for_lock="true")
+    assert not waited.get("failed"), waited.get("msg")
+    assert waited["backup"]["type"] == "incr"
+    assert db.file("/tmp/held.rc").content_string.strip() == "0"
+    assert waited["backup"]["prior"] == [b for b in info()["backups"] if b["type"] == "full"][-1]["label"]
+
+
+def test_expiry_follows_the_documented_time_retention(db):
+    db.check_output("apt-get install -y -qq faketime > /dev/null")
+    backups = info()["backups"]
+    fulls = [backup["label"] for backup in backups if backup["type"] == "full"]
+    assert len(fulls) >= 2
+    # Eight days from now every full backup is older than the 7-day window: pgBackRest keeps the newest of
+    # them (the base for the window's start) and everything after it, and expires the older ones with
+    # their differentials and incrementals (README, "What 7 days' retention keeps").
+    db.check_output("runuser -u postgres -- faketime -f +8d pgbackrest --stanza=%s expire", STANZA)
+    remaining = labels()
+    assert remaining == [backup["label"] for backup in backups if backup["label"] >= fulls[-1]]
+    assert fulls[-1] in remaining and fulls[0] not in remaining

@@ -5,7 +5,7 @@ SHELL := /bin/bash
 ROOT := $(CURDIR)
 # Puts the virtualenv first on PATH and the lab's secrets in the environment.
 WITH_ENV := eval "$$(scripts/lab-env.sh)"; export PATH="$(ROOT)/.venv/bin:$$PATH" ANSIBLE_CONFIG="$(ROOT)/ansible.cfg";
-MOLECULE_SCENARIOS := default backup
+MOLECULE_SCENARIOS := default backup restore
 
 .PHONY: bootstrap lab lab-down test unit sanity lint molecule
 

@@ -109,7 +109,7 @@ def test_a_held_lock_fails_clearly_or_is_waited_for(db):
     lock = "/tmp/pgbackrest/%s-backup.lock" % STANZA
     db.check_output("runuser -u postgres -- bash -c %s",
                     "(flock --nonblock %s sleep 20 > /dev/null 2>&1 &); sleep 1" % lock)
-    assert info()["stanza"]["backup_running"] is True
+    assert db.run("runuser -u postgres -- flock --nonblock %s true", lock).rc == 1, "the lock is not held"
 
     refused = module("pgbackrest_backup", stanza=STANZA, type="incr")
     assert refused.get("failed")
@@ -121,7 +121,7 @@ def test_a_held_lock_fails_clearly_or_is_waited_for(db):
     assert not waited.get("failed"), waited.get("msg")
     assert waited["changed"] and waited["backup"]["type"] == "incr"
     assert labels() == before + [waited["backup"]["label"]]
-    assert info()["stanza"]["backup_running"] is False
+    assert db.run("runuser -u postgres -- flock --nonblock %s true", lock).rc == 0
 
 
 def test_expiry_follows_the_documented_time_retention(db):

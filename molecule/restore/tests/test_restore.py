@@ -10,10 +10,11 @@ from conftest import STANZA, module, psql, run_playbook
 PG_PATH = "/var/lib/postgresql/15/main"
 
 
-def restore(**extra_vars):
-    extra_vars.setdefault("pgbackrest_restore_confirm", True)
-    return run_playbook("playbooks/restore.yml", {"pgbackrest_restore_%s" % key if not key.startswith("pgbackrest")
-                                                  else key: value for key, value in extra_vars.items()})
+def restore(**settings):
+    """playbooks/restore.yml with pgbackrest_restore_<key> variables; confirmed unless confirm=False."""
+    settings.setdefault("confirm", True)
+    return run_playbook("playbooks/restore.yml",
+                        {"pgbackrest_restore_%s" % key: value for key, value in settings.items()})
 
 
 def aside(db):

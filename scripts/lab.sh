@@ -25,6 +25,13 @@ start() {  # name, then docker run arguments
 }
 
 up() {
+  local serving
+  serving=$(docker inspect -f '{{ range .Mounts }}{{ .Source }}{{ end }}' chronos-s3 2>/dev/null || true)
+  if [[ -n "$serving" && "$serving" != "$ROOT/.build/tls" ]]; then
+    echo "The lab was started from another checkout ($serving), with another certificate authority." >&2
+    echo "Run 'make lab-down' there (or here) first." >&2
+    exit 1
+  fi
   docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create "$NETWORK" >/dev/null
   start chronos-s3 --network-alias s3.chronos.lab -v "$ROOT/.build/tls:/etc/s3-tls:ro" "$S3_IMAGE"
   start chronos-db "$BASE_IMAGE"

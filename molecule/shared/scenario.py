@@ -5,11 +5,11 @@ own inventory. A scenario's tests/conftest.py imports everything from here."""
 import hashlib
 import json
 import os
+import shlex
 import subprocess
 
 import pytest
 import testinfra
-from testinfra.modules.ansible import AnsibleException
 
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
 DB_HOST = "chronos-db-%s" % SCENARIO
@@ -81,15 +81,20 @@ def run_playbook(playbook="site.yml", extra_vars=None, verbosity=0, check=False)
 
 
 def module(name, **args):
-    """Run one of the collection's modules on the database host as postgres, through Ansible, and return
-    its result, failed or not."""
-    host = testinfra.get_host("ansible://%s" % DB_HOST, ansible_inventory=inventory())
-    arguments = " ".join("%s=%s" % (key, value) for key, value in args.items())
+    """Run one of the collection's modules on the database host as postgres, through the ansible command,
+    and return its result, failed or not (result["failed"] is True when the module failed)."""
+    arguments = " ".join("%s=%s" % (key, shlex.quote(str(value))) for key, value in args.items())
+    environment = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    completed = subprocess.run(
+        ["ansible", DB_HOST, "-i", inventory(), "-b", "--become-user", "postgres",
+         "-m", "chronos.pgbackrest.%s" % name, "-a", arguments],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False, env=environment, cwd=PROJECT)
     try:
-        return host.ansible("chronos.pgbackrest.%s" % name, arguments, become=True, become_user="postgres",
-                            check=False)
-    except AnsibleException as exc:
-        return exc.result
+        output = json.loads(completed.stdout)
+        return output["plays"][0]["tasks"][0]["hosts"][DB_HOST]
+    except (ValueError, KeyError, IndexError):
+        raise AssertionError("ansible gave no result for %s: %s %s" % (name, completed.stdout[-2000:],
+                                                                       completed.stderr[-2000:]))
 
 
 def info():

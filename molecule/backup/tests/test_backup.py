@@ -126,6 +126,7 @@ def test_a_held_lock_fails_clearly_or_is_waited_for(db):
 
 def test_expiry_follows_the_documented_time_retention(db):
     db.check_output("apt-get install -y -qq faketime > /dev/null")
+    db.check_output("runuser -u postgres -- flock --wait 60 /tmp/pgbackrest/%s-backup.lock true", STANZA)
     backups = info()["backups"]
     fulls = [backup["label"] for backup in backups if backup["type"] == "full"]
     assert len(fulls) >= 2

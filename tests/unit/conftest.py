@@ -78,6 +78,23 @@ def make_cluster(tmp_path):
     return make
 
 
+@pytest.fixture
+def make_data_dir(tmp_path):
+    """make_data_dir({'backup_label': 'restore-time.backup_label', 'postmaster.pid': b'...'}) -> the path of a new
+    fake data directory holding those files: a str value names a captured file, bytes are written as they are.
+    make_data_dir() makes an empty one. Each call makes another directory."""
+    made = []
+
+    def make(files=None):
+        path = tmp_path / ('data%d' % len(made))
+        path.mkdir(mode=0o700)
+        made.append(path)
+        for name, content in (files or {}).items():
+            (path / name).write_bytes(fixture_bytes(content) if isinstance(content, str) else content)
+        return str(path)
+    return make
+
+
 class ModuleExit(Exception):
     """Raised instead of exit_json/fail_json: carries the module's result."""
 
@@ -97,8 +114,9 @@ class Run(object):
 
     @property
     def commands(self):
-        """The pgbackrest command (last argv element) of each call, e.g. ['info', 'stanza-create']."""
-        return [call['argv'][-1] for call in self.calls]
+        """The pgbackrest command of each call, e.g. ['info', 'repo-ls', 'restore']: the first argument after the
+        binary that is not an option (repo-ls's path comes after the command)."""
+        return [next(arg for arg in call['argv'][1:] if not arg.startswith('-')) for call in self.calls]
 
 
 @pytest.fixture

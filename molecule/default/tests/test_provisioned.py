@@ -1,6 +1,6 @@
 """After site.yml: pgBackRest is configured, archiving, scheduled, and has a full backup in the bucket."""
 
-from conftest import CONFIG, STANZA, bucket_keys, module, psql
+from conftest import CONFIG, STANZA, bucket_keys, module, psql, run_playbook
 
 
 def test_config_file_is_private_to_postgres(db):
@@ -58,3 +58,16 @@ def test_guide_info_command_works_as_root(db):
     out = db.check_output("pgbackrest --stanza=%s info", STANZA)
     assert "status: ok" in out
     assert "full backup:" in out
+
+
+def test_a_posix_repository_works_end_to_end(db):
+    # Last in this file: it moves the host to a posix repository on its own disk.
+    result = run_playbook(extra_vars={"pgbackrest_repo_type": "posix", "pgbackrest_repo_path": "/var/lib/pgbackrest-posix"})
+    assert result.returncode == 0, result.stdout[-3000:]
+    config = db.file(CONFIG).content_string
+    assert "repo1-type=posix" in config and "repo1-s3-key" not in config
+    assert db.file("/var/lib/pgbackrest-posix/backup/%s/backup.info" % STANZA).exists
+    assert db.file("/var/lib/pgbackrest-posix").user == "postgres"
+    backups = module("pgbackrest_info", stanza=STANZA)
+    assert backups["stanza"]["status"]["code"] == 0
+    assert [backup["type"] for backup in backups["backups"]] == ["full"]

@@ -1,6 +1,7 @@
 """Restores against PostgreSQL, pgBackRest and the TLS S3 endpoint. The tests run in file order: refusals
 first, then a point-in-time restore, the same again, a named set, and latest after a diff."""
 
+import re
 import time
 
 import pytest
@@ -129,9 +130,40 @@ def test_restore_to_latest_after_a_diff_loses_no_committed_row(db):
     assert (rows(db, 5), rows(db, 6)) == (100, 100)
 
 
+def test_a_failed_restore_keeps_the_old_data_and_the_printed_rollback_works(db):
+    insert_batch(db, 7)
+    committed = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
+    time.sleep(2)
+    # After the last commit but before the WAL segment holding it is stored: inside the window pgBackRest
+    # reports, yet PostgreSQL finds no commit at or after it and stops recovery with an error.
+    target = utc_now(db)
+    time.sleep(2)
+    archive_current_wal(db)
+
+    result = restore(type="time", target=target)
+    assert result.returncode != 0
+    assert "recovery ended before configured recovery target was reached" in result.stdout, result.stdout[-3000:]
+    assert "restore with pgbackrest_restore_type=latest instead" in result.stdout
+    kept = aside(db)
+    assert len(kept) == 4
+    newest = sorted(kept)[-1]
+    assert "The old data directory is intact at %s" % newest in result.stdout
+
+    # Put it back with the commands the failure printed.
+    printed = re.search(r"To put it back:\s+(service \S+ stop);\s+(mv \S+ \S+);\s+(mv \S+ \S+);\s+(service \S+ start)",
+                        result.stdout)
+    assert printed, result.stdout[-3000:]
+    stop, move_failed, move_back, start = printed.groups()
+    db.run(stop)  # PostgreSQL already stopped when recovery failed; the stop is for a restore gone wrong later
+    for command in (move_failed, move_back, start):
+        db.check_output(command)
+    assert psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db") == committed
+    assert db.file(PG_PATH + ".failed-restore/PG_VERSION").exists
+
+
 def test_every_old_data_directory_is_still_there(db):
     kept = aside(db)
-    assert len(kept) == 3
+    assert len(kept) == 3, "three restores kept their old data; the failed one was put back"
     for directory in kept:
         assert db.file(directory + "/PG_VERSION").exists
         assert db.file(directory + "/global/pg_control").exists

@@ -2,7 +2,6 @@
 the bucket's keys, the collection's modules through Ansible, and playbook runs against the scenario's
 own inventory. A scenario's tests/conftest.py imports everything from here."""
 
-import hashlib
 import json
 import os
 import shlex
@@ -109,7 +108,3 @@ def labels():
 
 def docker(*args):
     subprocess.run(["docker"] + list(args), check=True, stdout=subprocess.DEVNULL)
-
-
-def digest(text):
-    return hashlib.sha256(text.encode()).hexdigest()

@@ -251,7 +251,10 @@ def parse_target_time(text):
         offset = 0
     else:
         digits = zone[1:].replace(':', '')
-        offset = int(digits[:2]) * 3600 + int(digits[2:] or 0) * 60
+        hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+        if hours > 15 or minutes > 59:
+            raise ValueError("'%s' is not a valid date and time: the time zone offset is out of range" % text)
+        offset = hours * 3600 + minutes * 60
         offset = -offset if zone[0] == '-' else offset
     epoch = (moment - datetime(1970, 1, 1)).total_seconds() - offset
     return epoch + float(fraction or 0)
@@ -265,6 +268,17 @@ def newest_wal_segment_path(stanza):
         return None, None
     archive = archives[-1]
     return 'archive/%s/%s/%s' % (stanza['name'], archive['id'], archive['max'][:16]), archive['max']
+
+
+_LSN = re.compile(r'^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$')
+
+
+def parse_lsn(text):
+    """'0/3000088' -> an integer that orders like the LSN."""
+    match = _LSN.match((text or '').strip())
+    if not match:
+        raise ValueError("'%s' is not an LSN: write it like '0/3000088'" % text)
+    return (int(match.group(1), 16) << 32) | int(match.group(2), 16)
 
 
 def parse_repo_ls(text):
@@ -309,8 +323,12 @@ def postgresql_running(pg_path):
             pid = int(handle.readline().strip())
     except (IOError, OSError, ValueError):
         return False
+    if pid <= 0:  # kill(0 or -1) would signal a process group, not a postmaster
+        return False
     try:
         os.kill(pid, 0)
+    except OverflowError:
+        return False
     except OSError as exc:
         return exc.errno == errno.EPERM
     return True
@@ -375,9 +393,10 @@ class PgBackRest(object):
             self.fail(kwargs.get('attempt') or command, rc, stdout, stderr, argv)
         return stdout, stderr
 
-    def fail(self, attempt, rc, stdout, stderr, argv=None, **extra):
+    def fail(self, attempt, rc, stdout, stderr, argv=None, advice=None, **extra):
         code, text = parse_error(stdout, stderr)
-        part, advice = error_part(code)
+        part, default_advice = error_part(code)
+        advice = advice or default_advice
         if code is None:
             text = (stderr or stdout or '').strip() or 'no error message'
         msg = 'Unable to %s: pgBackRest %s%s. %s' % (

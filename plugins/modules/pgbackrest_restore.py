@@ -18,7 +18,7 @@ description:
     PostgreSQL, and a non-empty I(pg_path) without I(delta).
   - When I(pg_path) already holds a pgBackRest restore of the same backup set with the same recovery target,
     reports no change and touches nothing.
-  - Does not move the old data directory aside, stop or start PostgreSQL: C(playbooks/restore.yml) does that
+  - Does not move the old data directory aside, stop or start PostgreSQL; C(playbooks/restore.yml) does that
     around this module.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
@@ -135,8 +135,15 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
-    PgBackRest, newest_backup, newest_wal_segment_path, parse_repo_ls, parse_target_time, pgbackrest_argument_spec,
-    postgresql_running, read_restored_state, stanza_problem, utc)
+    PgBackRest, newest_backup, newest_wal_segment_path, parse_error, parse_lsn, parse_repo_ls, parse_target_time,
+    pgbackrest_argument_spec, postgresql_running, read_restored_state, stanza_problem, utc)
+
+# On a restore, these codes mean something else than on other commands.
+RESTORE_ADVICE = {
+    38: 'PostgreSQL may still be running on the data directory: stop it. If it is not running, a stale '
+        'postmaster.pid is left there: remove it.',
+    40: 'The data directory is not empty: move it aside first, or restore with delta.',
+}
 
 TARGET_SETTINGS = {'time': 'recovery_target_time', 'xid': 'recovery_target_xid', 'lsn': 'recovery_target_lsn',
                    'name': 'recovery_target_name'}
@@ -156,7 +163,7 @@ def newest_wal_time(pgbackrest, stanza):
     return max(times) if times else None
 
 
-def choose_backup(module, pgbackrest, stanza, restore_type, target_epoch, label):
+def choose_backup(module, pgbackrest, stanza, target_epoch, target_lsn, label):
     usable = [backup for backup in stanza['backups'] if not backup['error']]
     if label:
         chosen = [backup for backup in usable if backup['label'] == label]
@@ -168,6 +175,9 @@ def choose_backup(module, pgbackrest, stanza, restore_type, target_epoch, label)
         return chosen[0]
     if target_epoch is not None:
         before = [backup for backup in usable if backup['stop'] <= target_epoch]
+        return before[-1] if before else None
+    if target_lsn is not None:
+        before = [backup for backup in usable if backup['lsn_stop'] and parse_lsn(backup['lsn_stop']) <= target_lsn]
         return before[-1] if before else None
     return newest_backup(stanza)
 
@@ -207,12 +217,14 @@ def main():
     restore_type, target, pg_path = params['type'], params['target'], params['pg_path']
     pgbackrest = PgBackRest(module)
 
-    target_epoch = None
-    if restore_type == 'time':
-        try:
+    target_epoch = target_lsn = None
+    try:
+        if restore_type == 'time':
             target_epoch = parse_target_time(target)
-        except ValueError as exc:
-            refuse(module, pgbackrest, 'Malformed target: %s.' % exc)
+        elif restore_type == 'lsn':
+            target_lsn = parse_lsn(target)
+    except ValueError as exc:
+        refuse(module, pgbackrest, 'Malformed target: %s.' % exc)
 
     stanza = pgbackrest.stanza_info()
     problem = stanza_problem(stanza)
@@ -224,14 +236,19 @@ def main():
     if not usable:
         refuse(module, pgbackrest, 'Stanza %s has no backup to restore.' % stanza['name'])
     window = dict(start=usable[0]['stop_time'], end=None)
-    backup = choose_backup(module, pgbackrest, stanza, restore_type, target_epoch, params['set'])
+    backup = choose_backup(module, pgbackrest, stanza, target_epoch, target_lsn, params['set'])
+    if backup is None:
+        refuse(module, pgbackrest, 'Target %s is before the recoverable window, which starts when the oldest '
+                                   'backup stopped: %s (LSN %s).' % (target, window['start'], usable[0]['lsn_stop']),
+               window=window)
     if restore_type == 'time':
         wal_time = newest_wal_time(pgbackrest, stanza)
         window['end'] = utc(wal_time)
-        if backup is None:
-            refuse(module, pgbackrest, 'Target %s is before the recoverable window, which starts when the oldest '
-                                       'backup stopped: %s.' % (target, window['start']), window=window)
-        if wal_time is None or target_epoch > wal_time:
+        if wal_time is None:
+            refuse(module, pgbackrest, 'The repository holds no archived WAL for stanza %s, so no point in time can '
+                                       'be recovered: check WAL archiving (pgbackrest_check).' % stanza['name'],
+                   window=window)
+        if target_epoch > wal_time:
             refuse(module, pgbackrest, 'Target %s is after the recoverable window, which ends with the newest '
                                        'archived WAL segment, stored at %s. Recovery would stop short of it.'
                    % (target, window['end']), window=window)
@@ -263,7 +280,11 @@ def main():
     if not params['delta'] and os.path.isdir(pg_path) and os.listdir(pg_path):
         refuse(module, pgbackrest, '%s is not empty: move it aside first (playbooks/restore.yml does), or set '
                                    'delta=true to restore over it.' % pg_path, plan=plan)
-    pgbackrest.run('restore', *options, attempt='restore backup set %s into %s' % (backup['label'], pg_path))
+    rc, stdout, stderr, argv = pgbackrest.execute('restore', *options)
+    if rc != 0:
+        code = parse_error(stdout, stderr)[0]
+        pgbackrest.fail('restore backup set %s into %s' % (backup['label'], pg_path), rc, stdout, stderr, argv,
+                        advice=RESTORE_ADVICE.get(code))
     module.exit_json(changed=True, plan=plan, executed_commands=pgbackrest.executed_commands)
 
 

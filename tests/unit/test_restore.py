@@ -286,7 +286,6 @@ def test_read_restored_state_last_block_wins(captured_bytes, make_data_dir, firs
 POSTGRESQL_RUNNING = [
     ('no-pid-file', lambda captured_bytes: None, False),
     ('own-pid', lambda captured_bytes: pid_file(captured_bytes, os.getpid()), True),
-    ('parent-pid', lambda captured_bytes: pid_file(captured_bytes, os.getppid()), True),
     ('pid-1', lambda captured_bytes: pid_file(captured_bytes, 1), True),      # alive; EPERM when not root
     ('dead-pid', lambda captured_bytes: pid_file(captured_bytes, dead_pid()), False),
     ('empty', lambda captured_bytes: b'', False),
@@ -337,8 +336,8 @@ def test_parse_repo_ls_timeline_1_directory(captured):
     assert len(listing) == 25
     assert listing['.'] == {'type': 'path'}
     names = sorted(name for name in listing if name != '.')
-    assert [name[:24] for name in names if name.endswith('.zst')] == ['0000000100000000000000%02X' % n
-                                                                     for n in range(1, 0x13)]
+    segments = [name[:24] for name in names if name.endswith('.zst')]
+    assert segments == ['0000000100000000000000%02X' % number for number in range(1, 0x13)]
     # pgBackRest also keeps each backup's .backup history file there.
     assert [name for name in names if name.endswith('.backup')] == [
         '000000010000000000000002.00000028.backup', '000000010000000000000006.00000028.backup',
@@ -442,9 +441,9 @@ REFUSALS = [
      "'2026-11-24 08:22:18+00'. Nothing was changed.", None),
     ('impossible-date', dict(type='time', target='2026-02-30 10:00:00+00'), None, [],
      "Malformed target: '2026-02-30 10:00:00+00' is not a valid date and time. Nothing was changed.", None),
-    ('before-window', dict(type='time', target='2026-11-24 09:21:23+00'), INFO, ['info', 'repo-ls'],
+    ('before-window', dict(type='time', target='2026-11-24 09:21:23+00'), INFO, ['info'],
      'Target 2026-11-24 09:21:23+00 is before the recoverable window, which starts when the oldest backup stopped: '
-     '2026-11-24 09:21:24+00. Nothing was changed.', WINDOW),
+     '2026-11-24 09:21:24+00 (LSN 0/3000088). Nothing was changed.', dict(WINDOW, end=None)),
     ('after-window', dict(type='time', target='2026-11-24 09:52:51.5+00'), INFO, ['info', 'repo-ls'],
      'Target 2026-11-24 09:52:51.5+00 is after the recoverable window, which ends with the newest archived WAL '
      'segment, stored at 2026-11-24 09:52:51+00. Recovery would stop short of it. Nothing was changed.', WINDOW),
@@ -635,7 +634,7 @@ REFLECTS = [
     ('xid', restored('xid'), dict(type='xid', target='750', set=D2, target_action='shutdown'), False),
     ('xid-other-xid', restored('xid'), dict(type='xid', target='751', set=D2, target_action='shutdown'), True),
     ('xid-newest-set', restored('xid'), dict(type='xid', target='750', target_action='shutdown'), True),
-    ('xid-as-lsn', restored('xid'), dict(type='lsn', target='750', set=D2, target_action='shutdown'), True),
+    ('xid-as-lsn', restored('xid'), dict(type='lsn', target='0/750', set=D2, target_action='shutdown'), True),
     ('lsn', restored('lsn'), dict(type='lsn', target='0/D000200', set=D2), False),
     ('lsn-other-lsn', restored('lsn'), dict(type='lsn', target='0/D000201', set=D2), True),
     ('name', restored('name'), dict(type='name', target='before-upgrade', set=D2, target_action='pause'), False),
@@ -687,26 +686,20 @@ def test_restore_secrets_reach_pgbackrest_through_the_environment_only(run_modul
     assert not [secret for secret in secrets.values() if secret in json.dumps(run.result)]
 
 
-# --- known plugin bugs (reported; strict: these fail once the plugin is fixed, then drop the marker) ---
+# --- edge cases found by these tests and fixed in the plugins ---
 
-@pytest.mark.xfail(strict=True, reason='parse_target_time accepts UTC offsets PostgreSQL refuses (target-times.tsv): '
-                                       'the restore succeeds, then PostgreSQL cannot start recovery')
 @pytest.mark.parametrize('text', DISPLACEMENT_OUT_OF_RANGE)
-def test_bug_parse_target_time_accepts_offsets_postgresql_refuses(text):
+def test_parse_target_time_refuses_offsets_postgresql_refuses(text):
     with pytest.raises(ValueError):
         pgbr.parse_target_time(text)
 
 
-@pytest.mark.xfail(strict=True, reason='postgresql_running: os.kill(0 or -1, 0) signals a process group or every '
-                                       'process and succeeds; a pid too large for a C int raises OverflowError')
 @pytest.mark.parametrize('content', [b'0\n', b'-1\n', b'99999999999\n'], ids=['zero', 'minus-one', 'huge'])
-def test_bug_postgresql_running_on_impossible_pids(make_data_dir, content):
+def test_postgresql_running_is_false_for_impossible_pids(make_data_dir, content):
     assert pgbr.postgresql_running(make_data_dir({'postmaster.pid': content})) is False
 
 
-@pytest.mark.xfail(strict=True, reason="error 38 from restore (postmaster.pid present) gets the 'database' advice "
-                                       "'check that it is running', the opposite of what restore needs")
-def test_bug_restore_stale_pid_advice(run_module, captured_bytes, make_data_dir):
+def test_restore_stale_pid_gets_restore_advice(run_module, captured_bytes, make_data_dir):
     pg_path = make_data_dir({'postmaster.pid': pid_file(captured_bytes, dead_pid())})
     run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, type='set', set=F1, delta=True),
                      [ok(INFO, captured_bytes), (38, b'', captured_bytes('restore-stale-pid.err'))])

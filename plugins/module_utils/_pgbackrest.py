@@ -22,7 +22,6 @@ from datetime import datetime, timezone
 STATUS_OK = 0
 STATUS_MISSING_STANZA_PATH = 1
 STATUS_NO_BACKUP = 2
-STATUS_MISSING_STANZA_DATA = 3
 
 # Option name -> environment variable. pgBackRest reads repo1 options from PGBACKREST_REPO1_*.
 SECRET_ENVIRONMENT = {

@@ -102,12 +102,19 @@ def test_the_same_restore_again_changes_nothing(db):
     assert len(aside(db)) == 1
 
 
-def test_restore_of_a_named_set(db):
-    insert_batch(db, 3)
+def diff_backup_between_batches(db, before, after):
+    """Insert batch `before`, take a differential backup, insert batch `after` and archive it; returns the
+    backup."""
+    insert_batch(db, before)
     backup = module("pgbackrest_backup", stanza=STANZA, type="diff")
     assert not backup.get("failed"), backup.get("msg")
-    insert_batch(db, 4)
+    insert_batch(db, after)
     archive_current_wal(db)
+    return backup
+
+
+def test_restore_of_a_named_set(db):
+    backup = diff_backup_between_batches(db, 3, 4)
 
     result = restore(type="set", set=backup["backup"]["label"])
     assert result.returncode == 0, result.stdout[-3000:]
@@ -117,11 +124,7 @@ def test_restore_of_a_named_set(db):
 
 
 def test_restore_to_latest_after_a_diff_loses_no_committed_row(db):
-    insert_batch(db, 5)
-    backup = module("pgbackrest_backup", stanza=STANZA, type="diff")
-    assert not backup.get("failed"), backup.get("msg")
-    insert_batch(db, 6)
-    archive_current_wal(db)
+    diff_backup_between_batches(db, 5, 6)
     committed = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
 
     result = restore(type="latest")

@@ -1,5 +1,7 @@
 """After site.yml: pgBackRest is configured, archiving, scheduled, and has a full backup in the bucket."""
 
+import re
+
 from conftest import CONFIG, STANZA, bucket_keys, module, psql, run_playbook
 
 
@@ -58,6 +60,17 @@ def test_guide_info_command_works_as_root(db):
     out = db.check_output("pgbackrest --stanza=%s info", STANZA)
     assert "status: ok" in out
     assert "full backup:" in out
+
+
+def test_check_mode_reports_a_change_without_making_it(db):
+    cron = db.file("/etc/cron.d/pgbackrest-%s" % STANZA).content_string
+    unchanged = run_playbook(check=True)
+    assert unchanged.returncode == 0, unchanged.stdout[-3000:]
+    assert re.search(r"changed=0 ", unchanged.stdout)
+    moved = run_playbook(extra_vars={"pgbackrest_schedule_hour": 3}, check=True)
+    assert moved.returncode == 0, moved.stdout[-3000:]
+    assert re.search(r"changed=[1-9]", moved.stdout)
+    assert db.file("/etc/cron.d/pgbackrest-%s" % STANZA).content_string == cron
 
 
 def test_a_posix_repository_works_end_to_end(db):

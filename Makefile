@@ -1,13 +1,14 @@
 # make lab    provision the embedded lab with site.yml and print its backups
-# make test   every test: unit, sanity, lint, molecule
+# make test   every test: unit, alert rules, sanity, lint, molecule
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 ROOT := $(CURDIR)
 # Puts the virtualenv first on PATH and the lab's secrets in the environment.
 WITH_ENV := eval "$$(scripts/lab-env.sh)"; export PATH="$(ROOT)/.venv/bin:$$PATH" ANSIBLE_CONFIG="$(ROOT)/ansible.cfg";
-MOLECULE_SCENARIOS := default backup restore
+MOLECULE_SCENARIOS := default backup restore monitoring
 
-.PHONY: bootstrap lab lab-down test unit sanity lint molecule
+.PHONY: bootstrap lab lab-down test unit rules sanity lint molecule
+PROMTOOL := .build/prometheus/usr/bin/promtool
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -21,10 +22,14 @@ lab-down:
 	scripts/lab.sh down
 
 test: bootstrap
-	$(MAKE) unit sanity lint molecule
+	$(MAKE) unit rules sanity lint molecule
 
 unit:
 	.venv/bin/pytest -q tests/unit
+
+rules:
+	$(PROMTOOL) check rules templates/prometheus/pgbackrest-alerts.yml
+	$(PROMTOOL) test rules tests/prometheus/pgbackrest-alerts.test.yml
 
 sanity:
 	scripts/sanity.sh

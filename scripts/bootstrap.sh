@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Prepare this machine for the lab and the tests, skipping every step that is already done:
 # Debian packages, the Python virtualenv, a Docker engine, the locally built images, the lab's
-# TLS certificates and the collection link Ansible loads chronos.pgbackrest from.
-# Usage: scripts/bootstrap.sh [packages|venv|docker|images|tls|collection ...]  (default: all)
+# TLS certificates, the collection link Ansible loads chronos.pgbackrest from, and promtool.
+# Usage: scripts/bootstrap.sh [packages|venv|docker|images|tls|collection|promtool ...]  (default: all)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -127,6 +127,21 @@ tls() {
   chmod 0644 "$dir/s3.key"   # read by stunnel inside the s3 container
 }
 
+# promtool checks the alerting rules; it is taken from Debian's prometheus package without installing
+# the package (which would start a Prometheus server).
+promtool_binary() {
+  local dir="$BUILD/prometheus" tmp
+  [[ -x "$dir/usr/bin/promtool" ]] && return
+  log "extracting promtool from Debian's prometheus package"
+  tmp=$(mktemp -d)
+  if ! (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1); then
+    apt-get update -qq
+    (cd "$tmp" && apt-get download prometheus >/dev/null 2>&1)
+  fi
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$dir"
+  rm -rf "$tmp"
+}
+
 collection() {
   local link="$BUILD/collections/ansible_collections/chronos/pgbackrest"
   [[ -L "$link" ]] && return
@@ -136,7 +151,7 @@ collection() {
 
 mkdir -p "$BUILD"
 steps=("$@")
-((${#steps[@]})) || steps=(packages venv docker images tls collection)
+((${#steps[@]})) || steps=(packages venv docker images tls collection promtool)
 for step in "${steps[@]}"; do
   case "$step" in
     packages) packages ;;
@@ -145,6 +160,7 @@ for step in "${steps[@]}"; do
     images) docker_engine; base_image; s3_image ;;
     tls) tls ;;
     collection) collection ;;
+    promtool) promtool_binary ;;
     *) echo "unknown step: $step" >&2; exit 2 ;;
   esac
 done

@@ -396,17 +396,24 @@ PLANS = [
 ]
 
 
+def plan_restore(run_module, captured_bytes, pg_path, args):
+    """pgbackrest_restore in check mode on pg_path; asserts it succeeded and ran only info (and for a time,
+    repo-ls): the restore itself is planned, never run."""
+    restore_type = args.get('type', 'latest')
+    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, **args),
+                     lookups(captured_bytes, restore_type), check_mode=True)
+    assert not run.failed, run.result.get('msg')
+    assert run.commands == (['info', 'repo-ls'] if restore_type == 'time' else ['info'])
+    return run
+
+
 @pytest.mark.parametrize('case, args, label, options', PLANS, ids=ids(PLANS))
 def test_restore_check_mode_returns_the_plan(run_module, captured, captured_bytes, make_data_dir, case, args, label,
                                              options):
     pg_path = make_data_dir()
     restore_type = args.get('type', 'latest')
-    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, **args),
-                     lookups(captured_bytes, restore_type), check_mode=True)
-    assert not run.failed, run.result.get('msg')
+    run = plan_restore(run_module, captured_bytes, pg_path, args)
     assert run.result['changed'] is True
-    # Only info (and for a time, repo-ls) ran: the restore is planned.
-    assert run.commands == (['info', 'repo-ls'] if restore_type == 'time' else ['info'])
     plan = run.result['plan']
     command = ' '.join(PREFIX + ['--pg1-path=' + pg_path] + options + ['restore'])
     assert plan['command'] == command
@@ -645,13 +652,8 @@ REFLECTS = [
 
 @pytest.mark.parametrize('case, files, args, changed', REFLECTS, ids=ids(REFLECTS))
 def test_restore_reflects(run_module, captured_bytes, make_data_dir, case, files, args, changed):
-    pg_path = make_data_dir(files)
-    restore_type = args.get('type', 'latest')
-    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, **args),
-                     lookups(captured_bytes, restore_type), check_mode=True)
-    assert not run.failed, run.result.get('msg')
+    run = plan_restore(run_module, captured_bytes, make_data_dir(files), args)
     assert run.result['changed'] is changed
-    assert run.commands == (['info', 'repo-ls'] if restore_type == 'time' else ['info'])
     planned = [cmd for cmd in run.result['executed_commands'] if cmd.endswith(' restore')]
     assert planned == ([run.result['plan']['command']] if changed else [])
 

@@ -1,5 +1,6 @@
 # make lab    provision the embedded lab with site.yml and print its backups
 # make test   every test: unit, alert rules, sanity, lint, molecule
+# make bench  measure backup, restore and playbook speed in the lab (bench/README.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 ROOT := $(CURDIR)
@@ -7,7 +8,7 @@ ROOT := $(CURDIR)
 WITH_ENV := eval "$$(scripts/lab-env.sh)"; export PATH="$(ROOT)/.venv/bin:$$PATH" ANSIBLE_CONFIG="$(ROOT)/ansible.cfg";
 MOLECULE_SCENARIOS := default backup restore monitoring
 
-.PHONY: bootstrap lab lab-down test unit rules sanity lint molecule
+.PHONY: bootstrap lab lab-down test unit rules sanity lint molecule bench
 PROMTOOL := .build/prometheus/usr/bin/promtool
 
 bootstrap:
@@ -39,3 +40,6 @@ lint:
 
 molecule:
 	$(WITH_ENV) for scenario in $(MOLECULE_SCENARIOS); do molecule test --scenario-name "$$scenario"; done
+
+bench: bootstrap
+	$(WITH_ENV) python bench/bench.py $(BENCH_ARGS)

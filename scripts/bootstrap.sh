@@ -10,6 +10,7 @@ BUILD="$ROOT/.build"
 VENV="$ROOT/.venv"
 BASE_IMAGE=chronos-pgbackrest/base:bookworm
 S3_IMAGE=chronos-pgbackrest/s3:bookworm
+POSTGRES_IMAGE=chronos-pgbackrest/postgres:bookworm
 LAB_S3_HOST=s3.chronos.lab
 
 log() { printf '==> %s\n' "$*"; }
@@ -112,6 +113,14 @@ s3_image() {
   rm -rf "$tmp"
 }
 
+postgres_image() {
+  local context="$ROOT/lab/images/postgres" inputs
+  inputs=$( (cat "$context"/*; docker image inspect -f '{{ .Id }}' "$BASE_IMAGE") | sha256sum | cut -c1-16)
+  image_current "$POSTGRES_IMAGE" "$inputs" && return
+  log "building $POSTGRES_IMAGE (PostgreSQL as the container's main process, pgBackRest inside)"
+  docker build -q --label "chronos.inputs=$inputs" -t "$POSTGRES_IMAGE" "$context" >/dev/null
+}
+
 tls() {
   local dir="$BUILD/tls"
   [[ -f "$dir/s3.crt" ]] && return
@@ -157,7 +166,7 @@ for step in "${steps[@]}"; do
     packages) packages ;;
     venv) venv ;;
     docker) docker_engine ;;
-    images) docker_engine; base_image; s3_image ;;
+    images) docker_engine; base_image; s3_image; postgres_image ;;
     tls) tls ;;
     collection) collection ;;
     promtool) promtool_binary ;;

@@ -39,9 +39,18 @@ options:
       - S3 secret key, for when the configuration file does not hold it.
       - Passed as C(PGBACKREST_REPO1_S3_KEY_SECRET), never as an argument.
     type: str
+  container:
+    description:
+      - Name of a running Docker container that holds PostgreSQL and pgBackRest (container mode). The module
+        then runs on the Docker host and runs pgbackrest inside the container as C(postgres) through the Docker
+        API; paths such as I(config) and I(pg_path) are paths inside the container.
+      - A missing or stopped container fails with a message saying so, and changes nothing.
+    type: str
 notes:
   - Run the module as the user that owns the PostgreSQL cluster (C(become_user=postgres)), so that the files
-    pgBackRest writes (logs, locks, spool) belong to that user.
+    pgBackRest writes (logs, locks, spool) belong to that user. With I(container), run it as a user that may
+    use the Docker socket (root); pgbackrest itself still runs as C(postgres) in the container.
 requirements:
-  - pgBackRest 2.45 or later on the managed host.
+  - pgBackRest 2.45 or later on the managed host, or in the container with I(container).
+  - With I(container), the Docker SDK for Python (C(docker), Debian package C(python3-docker)) on the Docker host.
 '''

@@ -131,12 +131,10 @@ executed_commands:
   elements: str
 '''
 
-import os
-
 from ansible.module_utils.basic import AnsibleModule
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
     PgBackRest, newest_backup, newest_wal_segment_path, parse_error, parse_lsn, parse_repo_ls, parse_target_time,
-    pgbackrest_argument_spec, postgresql_running, read_restored_state, stanza_problem, utc)
+    pgbackrest_argument_spec, read_restored_state, stanza_problem, utc)
 
 # On a restore, these codes mean something else than on other commands.
 RESTORE_ADVICE = {
@@ -182,9 +180,9 @@ def choose_backup(module, pgbackrest, stanza, target_epoch, target_lsn, label):
     return newest_backup(stanza)
 
 
-def reflects(pg_path, backup, restore_type, target, target_action):
+def reflects(pgbackrest, pg_path, backup, restore_type, target, target_action):
     """Whether pg_path already holds a pgBackRest restore of backup with this recovery target."""
-    restored = read_restored_state(pg_path)
+    restored = read_restored_state(pg_path, pgbackrest.read_file)
     if restored is None or restored['start_lsn'] != backup['lsn_start']:
         return False
     settings = restored['settings']
@@ -215,7 +213,9 @@ def main():
     )
     params = module.params
     restore_type, target, pg_path = params['type'], params['target'], params['pg_path']
-    pgbackrest = PgBackRest(module)
+    # In container mode PostgreSQL is stopped by stopping its container: pgbackrest then runs in a one-off
+    # container from the same image, with the same volumes.
+    pgbackrest = PgBackRest(module, one_off=True)
 
     target_epoch = target_lsn = None
     try:
@@ -263,21 +263,21 @@ def main():
         options.append('--target-action=%s' % params['target_action'])
     if params['delta']:
         options.append('--delta')
-    running = postgresql_running(pg_path)
+    running = pgbackrest.postgresql_running(pg_path)
     plan = dict(type=restore_type, target=target, set=backup['label'], backup=backup, pg_path=pg_path,
                 window=window, postgresql_running=running,
                 command=' '.join(pgbackrest.command('restore', *options)))
 
-    if reflects(pg_path, backup, restore_type, target, params['target_action']):
+    if reflects(pgbackrest, pg_path, backup, restore_type, target, params['target_action']):
         module.exit_json(changed=False, plan=plan, executed_commands=pgbackrest.executed_commands)
     if module.check_mode:
         pgbackrest.plan('restore', *options)
         module.exit_json(changed=True, plan=plan, executed_commands=pgbackrest.executed_commands)
 
     if running:
-        refuse(module, pgbackrest, 'PostgreSQL is running on %s: stop it before restoring (playbooks/restore.yml '
-                                   'does).' % pg_path, plan=plan)
-    if not params['delta'] and os.path.isdir(pg_path) and os.listdir(pg_path):
+        refuse(module, pgbackrest, 'PostgreSQL is running on %s%s: stop it before restoring (playbooks/restore.yml '
+                                   'does).' % (pg_path, ' (container %s runs)' % params['container'] if params['container'] else ''), plan=plan)
+    if not params['delta'] and not pgbackrest.is_empty_directory(pg_path):
         refuse(module, pgbackrest, '%s is not empty: move it aside first (playbooks/restore.yml does), or set '
                                    'delta=true to restore over it.' % pg_path, plan=plan)
     rc, stdout, stderr, argv = pgbackrest.execute('restore', *options)

@@ -96,12 +96,13 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest imp
     stanza_problem)
 
 
-def read_cluster(module, pg_path):
+def read_cluster(module, pgbackrest, pg_path):
     try:
-        version, system_id = read_cluster_identity(pg_path)
+        version, system_id = read_cluster_identity(pg_path, pgbackrest.read_file)
     except (IOError, OSError) as exc:
         module.fail_json(msg='Unable to read the PostgreSQL cluster in %s: %s. Check pg_path, and run the module '
-                             'as the cluster owner (become_user: postgres).' % (pg_path, exc))
+                             'as the cluster owner (become_user: postgres), or with container as root on the '
+                             'Docker host.' % (pg_path, exc))
     return dict(version=version, system_id=system_id)
 
 
@@ -123,7 +124,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     state = module.params['state']
     pgbackrest = PgBackRest(module)
-    cluster = read_cluster(module, module.params['pg_path'])
+    cluster = read_cluster(module, pgbackrest, module.params['pg_path'])
     stanza = pgbackrest.stanza_info()
     missing = stanza['status']['code'] == STATUS_MISSING_STANZA_PATH
     problem = None if missing else stanza_problem(stanza)

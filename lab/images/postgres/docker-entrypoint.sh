@@ -14,7 +14,8 @@ if [[ "${1:-}" == postgres && ! -s "$PGDATA/PG_VERSION" ]]; then
   : "${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD to initialise an empty data directory}"
   pwfile=$(mktemp)
   printf '%s\n' "$POSTGRES_PASSWORD" >"$pwfile"
-  initdb --username=postgres --pwfile="$pwfile" --auth-local=peer --auth-host=scram-sha-256 \
+  # Like the official image: local connections inside the container are trusted.
+  initdb --username=postgres --pwfile="$pwfile" --auth-local=trust --auth-host=scram-sha-256 \
     --encoding=UTF8 --locale=en_US.UTF-8 -D "$PGDATA" >/dev/null
   rm -f "$pwfile"
   {

@@ -1,4 +1,5 @@
 # make lab    provision the embedded lab with site.yml and print its backups
+# make lab-container   the same lab in production's layout: PostgreSQL as the main process of chronos-db
 # make test   every test: unit, alert rules, sanity, lint, molecule
 # make bench  measure backup, restore and playbook speed in the lab (bench/README.md)
 SHELL := /bin/bash
@@ -6,9 +7,9 @@ SHELL := /bin/bash
 ROOT := $(CURDIR)
 # Puts the virtualenv first on PATH and the lab's secrets in the environment.
 WITH_ENV := eval "$$(scripts/lab-env.sh)"; export PATH="$(ROOT)/.venv/bin:$$PATH" ANSIBLE_CONFIG="$(ROOT)/ansible.cfg";
-MOLECULE_SCENARIOS := default backup restore monitoring
+MOLECULE_SCENARIOS := default backup restore monitoring container
 
-.PHONY: bootstrap lab lab-down test unit rules sanity lint molecule bench
+.PHONY: bootstrap lab lab-container lab-down test unit rules sanity lint molecule bench
 PROMTOOL := .build/prometheus/usr/bin/promtool
 
 bootstrap:
@@ -18,6 +19,11 @@ lab: bootstrap
 	scripts/lab.sh up
 	$(WITH_ENV) ansible-playbook -i inventories/lab site.yml
 	docker exec -u postgres chronos-db pgbackrest --stanza=chronos-v2 info
+
+lab-container: bootstrap
+	scripts/lab.sh up container
+	$(WITH_ENV) ansible-playbook -i inventories/container-lab site.yml
+	docker exec chronos-db pgbackrest --stanza=chronos-v2 info
 
 lab-down:
 	scripts/lab.sh down

@@ -81,6 +81,10 @@ down() {
   docker volume rm "$DB-data" >/dev/null 2>&1 || true
   docker network rm "$NETWORK" >/dev/null 2>&1 || true
   rm -rf "$HOST_DIR"
+  # The container layout's cron entries on this machine (site.yml installs them), when they are this lab's.
+  if grep -qs -- "docker exec $DB " /etc/cron.d/pgbackrest-chronos-v2; then
+    rm -f /etc/cron.d/pgbackrest-chronos-v2
+  fi
   echo "==> lab removed"
 }
 

@@ -154,6 +154,21 @@ def test_check_mode_plans_a_backup_without_taking_it():
     assert len(backups()) == len(before)
 
 
+def test_verify_reads_the_container_and_the_metrics_on_this_host():
+    fresh = run_playbook("playbooks/verify.yml")
+    assert fresh.returncode == 0, fresh.stdout[-3000:]
+    assert re.search(r"Stanza chronos-v2 OK: newest backup \S+ \((full|diff)\)", fresh.stdout)
+    # The cron-run backups above wrote their metrics through the bind mount.
+    assert "last scheduled run" in fresh.stdout and "exit 0" in fresh.stdout
+    stale = run_playbook("playbooks/verify.yml", {"pgbackrest_verify_max_age": "1s"})
+    assert stale.returncode != 0 and "older than pgbackrest_verify_max_age (1s)" in stale.stdout, stale.stdout[-3000:]
+
+
+def test_the_restore_drill_refuses_container_mode():
+    result = run_playbook("playbooks/restore_drill.yml")
+    assert result.returncode != 0 and "not yet in container mode" in result.stdout, result.stdout[-3000:]
+
+
 def archive_current_wal(db):
     segment = psql(db, "SELECT pg_walfile_name(pg_switch_wal())")
     for dummy in range(60):

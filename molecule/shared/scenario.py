@@ -79,18 +79,19 @@ def run_playbook(playbook="site.yml", extra_vars=None, verbosity=0, check=False)
                           cwd=PROJECT)
 
 
-def module(name, **args):
-    """Run one of the collection's modules on the database host as postgres, through the ansible command,
-    and return its result, failed or not (result["failed"] is True when the module failed)."""
+def module(name, on=DB_HOST, become_postgres=True, **args):
+    """Run one of the collection's modules on a host of this scenario (the database host, as postgres, unless
+    told otherwise) through the ansible command, and return its result, failed or not (result["failed"] is
+    True when the module failed)."""
     arguments = " ".join("%s=%s" % (key, shlex.quote(str(value))) for key, value in args.items())
     environment = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
+    become = ["-b", "--become-user", "postgres"] if become_postgres else []
     completed = subprocess.run(
-        ["ansible", DB_HOST, "-i", inventory(), "-b", "--become-user", "postgres",
-         "-m", "chronos.pgbackrest.%s" % name, "-a", arguments],
+        ["ansible", on, "-i", inventory()] + become + ["-m", "chronos.pgbackrest.%s" % name, "-a", arguments],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False, env=environment, cwd=PROJECT)
     try:
         output = json.loads(completed.stdout)
-        return output["plays"][0]["tasks"][0]["hosts"][DB_HOST]
+        return output["plays"][0]["tasks"][0]["hosts"][on]
     except (ValueError, KeyError, IndexError):
         raise AssertionError("ansible gave no result for %s: %s %s" % (name, completed.stdout[-2000:],
                                                                        completed.stderr[-2000:]))

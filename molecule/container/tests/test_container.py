@@ -4,16 +4,15 @@ manages), and the host's cron runs the wrapper with docker exec. The tests run i
 provisioned state, the guide's own commands, the cron line, the modules' errors, then a point-in-time
 restore."""
 
-import json
 import os
 import re
-import shlex
 import subprocess
 import time
 
 import pytest
 
 from conftest import DB_HOST, PROJECT, STANZA, inventory, psql, run_playbook
+from conftest import module as scenario_module
 
 CONFIG = "/etc/pgbackrest/pgbackrest.conf"
 HOST_CONFIG_DIR = os.path.join(PROJECT, ".build", "lab", DB_HOST, "pgbackrest")
@@ -34,16 +33,7 @@ def shell(command, environment=None):
 def module(name, **args):
     """One of the collection's modules on the Docker host, in container mode; its result, failed or not."""
     args.setdefault("container", DB_HOST)
-    arguments = " ".join("%s=%s" % (key, shlex.quote(str(value))) for key, value in args.items())
-    environment = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-    completed = subprocess.run(
-        ["ansible", "docker-host", "-i", inventory(), "-m", "chronos.pgbackrest.%s" % name, "-a", arguments],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False, env=environment, cwd=PROJECT)
-    try:
-        return json.loads(completed.stdout)["plays"][0]["tasks"][0]["hosts"]["docker-host"]
-    except (ValueError, KeyError, IndexError):
-        raise AssertionError("ansible gave no result for %s: %s %s" % (name, completed.stdout[-2000:],
-                                                                       completed.stderr[-2000:]))
+    return scenario_module(name, on="docker-host", become_postgres=False, **args)
 
 
 def backups():

@@ -97,6 +97,8 @@ class Container(object):
             stream, dummy = self.container.get_archive(path)
         except NotFound:
             raise IOError('%s does not exist in container %s' % (path, self.name))
+        except DockerException as exc:
+            raise IOError('cannot read %s in container %s: %s' % (path, self.name, exc))
         archive = tarfile.open(fileobj=io.BytesIO(b''.join(stream)))
         member = archive.next()
         if member is None or not member.isfile():

@@ -7,7 +7,7 @@ Run through `make bench` (after `make lab`), which puts the virtualenv first on 
 secrets and sets ANSIBLE_CONFIG. Method and how to read the results: bench/README.md.
 
 Everything the benchmark creates is removed at the end, also on failure or Ctrl-C: the database
-chronos_bench, the stanzas bench-defaults, bench-stock and bench-bundle (repository path /chronos-bench), their
+chronos_bench, the stanzas bench-defaults, bench-stock and bench-unbundled (repository path /chronos-bench), their
 configuration files, the scratch directory, and the eight hosts chronos-bench-1..8 with their stanzas.
 """
 
@@ -41,8 +41,8 @@ PG_DATA = '/var/lib/postgresql/15/main'
 SCRATCH = '/var/lib/postgresql/chronos-bench'
 BENCH_REPO_PATH = '/chronos-bench'
 DATABASE = 'chronos_bench'
-# bundle is a what-if (defaults + repo1-bundle=y), measured to show what would close a gap; no target.
-CONTENDERS = ('defaults', 'stock', 'bundle')
+# unbundled is a what-if (defaults with repo1-bundle=n), measured to show what bundling is worth; no target.
+CONTENDERS = ('defaults', 'stock', 'unbundled')
 CONFIG = dict((c, '/etc/pgbackrest/bench-%s.conf' % c) for c in CONTENDERS)
 STANZA = dict((c, 'bench-' + c) for c in CONTENDERS)
 FLEET_CONFIG = '/etc/pgbackrest/bench-fleet.conf'

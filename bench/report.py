@@ -25,13 +25,13 @@ SERIES = (
     ('full.defaults', 'full backup', 'pgBackRest, collection defaults'),
     ('full.stock', 'full backup', 'pgBackRest, stock settings'),
     ('full.basebackup', 'full backup', 'pg_basebackup -Ft -z'),
-    ('full.bundle', 'full backup', 'what-if: defaults + repo1-bundle=y'),
+    ('full.unbundled', 'full backup', 'what-if: defaults with repo1-bundle=n'),
     ('diff.defaults', 'differential backup', 'pgBackRest, collection defaults'),
     ('diff.stock', 'differential backup', 'pgBackRest, stock settings'),
-    ('diff.bundle', 'differential backup', 'what-if: defaults + repo1-bundle=y'),
+    ('diff.unbundled', 'differential backup', 'what-if: defaults with repo1-bundle=n'),
     ('restore.defaults', 'restore latest', 'pgBackRest, collection defaults'),
     ('restore.stock', 'restore latest', 'pgBackRest, stock settings'),
-    ('restore.bundle', 'restore latest', 'what-if: defaults + repo1-bundle=y'),
+    ('restore.unbundled', 'restore latest', 'what-if: defaults with repo1-bundle=n'),
     ('restore.floor', 'restore latest', 'floor: cp -a + fsync'),
     ('restore.copy', 'restore latest', 'cp -a alone (no fsync)'),
     ('info.module', 'stanza info', 'pgbackrest_info task (in a playbook)'),
@@ -43,9 +43,9 @@ SERIES = (
 )
 # The reference each series is compared with in the "ratio" column.
 REFERENCE = {
-    'full.defaults': 'full.stock', 'full.basebackup': 'full.stock', 'full.bundle': 'full.stock',
-    'diff.defaults': 'diff.stock', 'diff.bundle': 'diff.stock',
-    'restore.defaults': 'restore.floor', 'restore.stock': 'restore.floor', 'restore.bundle': 'restore.floor',
+    'full.defaults': 'full.stock', 'full.basebackup': 'full.stock', 'full.unbundled': 'full.stock',
+    'diff.defaults': 'diff.stock', 'diff.unbundled': 'diff.stock',
+    'restore.defaults': 'restore.floor', 'restore.stock': 'restore.floor', 'restore.unbundled': 'restore.floor',
     'restore.copy': 'restore.floor',
     'info.module': 'info.raw', 'info.command': 'info.raw', 'info.adhoc': 'info.raw',
     'site.fleet': 'site.one',
@@ -275,39 +275,30 @@ def explanations(results):
     texts = []
     if f['full_ratio'] is not None and not (f['full_ratio'] <= FULL_BACKUP_MAX_RATIO
                                             and (f['full_size_defaults'] or 0) <= (f['full_size_stock'] or 0)):
-        text = ('Full backup (%.2fx stock): the defaults change how each file is compressed (zst instead of gz) but '
-                'not how many objects are written: ' % f['full_ratio'])
+        text = ('Full backup (%.2fx stock): the defaults bundle small files into few repository objects and '
+                'compress with zst, with process-max %s on this machine; what is left is reading, compressing and '
+                'encrypting the data on the cores the database shares. ' % (f['full_ratio'], results.get('process_max', '1')))
         count = median([n for n in [files.get('full.defaults')] if n])
-        if count:
-            text += 'each of the %d files of the cluster becomes its own S3 object (pgBackRest writes one per file ' \
-                    'unless repo1-bundle=y). ' % count
-        if m.get('full.bundle') is not None and m.get('full.defaults') is not None and count:
-            per_object = (m['full.defaults'] - m['full.bundle']) / count
-            bundle_ratio = ratio(m['full.bundle'], m['full.stock'])
-            text += ('With repo1-bundle=y the same settings take %s (%.2fx stock), so about %.0f ms per object, %s '
-                     'of the %s, is spent on object requests that neither compression nor process-max touch. '
-                     % (seconds_text(m['full.bundle']), bundle_ratio, per_object * 1000,
-                        seconds_text(per_object * count), seconds_text(m['full.defaults'])))
-            text += ('What would close it: repo1-bundle=y in the role\'s settings (today: '
-                     '`pgbackrest_global_options: {repo1-bundle: "y"}`)%s. Not measured here: a process-max above '
-                     'half the cores, which would overlap requests to a remote object store.'
-                     % ('' if bundle_ratio <= FULL_BACKUP_MAX_RATIO else
-                        ', which brings it to %.2fx, not below %.1fx on its own' % (
-                            bundle_ratio, FULL_BACKUP_MAX_RATIO)))
+        if m.get('full.unbundled') is not None and count:
+            per_object = (m['full.unbundled'] - (m.get('full.defaults') or 0)) / count
+            text += ('Without bundling (one object per file, %d files) they take %s (%.2fx stock), about %.0f ms per '
+                     'object. ' % (count, seconds_text(m['full.unbundled']), ratio(m['full.unbundled'], m['full.stock']),
+                                   per_object * 1000))
+        text += ('What would close it: more backup processes (pgbackrest_process_max) on a host with cores to spare, '
+                 'or a faster compression level.')
         if (f['full_size_defaults'] or 0) > (f['full_size_stock'] or 0):
             text += ' The repository is also larger with the defaults (%s vs %s).' % (
                 human_bytes(f['full_size_defaults']), human_bytes(f['full_size_stock']))
         texts.append(text)
     if f['restore_floor_ratio'] is not None and f['restore_floor_ratio'] > RESTORE_MAX_FLOOR_RATIO:
         text = ('Restore (%.2fx the floor): the floor copies files already in the page cache on the same disk; the '
-                'restore fetches every file from the S3 endpoint one object at a time (process-max %s), then '
+                'restore fetches the backup from the S3 endpoint (process-max %s), then '
                 'decrypts and decompresses it. ' % (f['restore_floor_ratio'], results.get('process_max', '1')))
-        if m.get('restore.bundle') is not None:
-            text += 'With repo1-bundle=y it takes %s (%.2fx the floor). ' % (
-                seconds_text(m['restore.bundle']), ratio(m['restore.bundle'], m['restore.floor']))
-        text += ('What would close it: fewer objects (repo1-bundle=y) and more parallel fetches for the restore '
-                 'itself (`--process-max` on the restore command line: during an incident the database is down '
-                 'and every core is free for it).')
+        if m.get('restore.unbundled') is not None:
+            text += 'Without bundling it takes %s (%.2fx the floor). ' % (
+                seconds_text(m['restore.unbundled']), ratio(m['restore.unbundled'], m['restore.floor']))
+        text += ('What would close it: more parallel fetches for the restore itself (`--process-max` on the restore '
+                 'command line: during an incident the database is down and every core is free for it).')
         texts.append(text)
     if f['module_overhead'] is not None and f['module_overhead'] > MODULE_MAX_OVERHEAD_S:
         own = (m['info.module'] - m['info.command']) if m.get('info.command') is not None else None

@@ -197,3 +197,6 @@ def test_point_in_time_restore_brings_back_a_dropped_table(db):
 
     again = run_playbook("playbooks/restore.yml", dict(settings, pgbackrest_restore_confirm=True))
     assert again.returncode == 0 and "already reflects this restore" in again.stdout, again.stdout[-3000:]
+    # The restored cluster needs nothing from site.yml (pgBackRest's recovery settings stay in postgresql.auto.conf).
+    provisioned = run_playbook()
+    assert provisioned.returncode == 0 and re.search(r"changed=0 ", provisioned.stdout), provisioned.stdout[-3000:]

@@ -31,14 +31,14 @@ packages() {
 venv() {
   local stamp="$VENV/.requirements.sha256"
   local want
-  want=$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)
+  want=$(sha256sum "$ROOT/requirements-dev.txt" | cut -d' ' -f1)
   if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     return
   fi
   log "installing Python requirements into $VENV"
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install -q --upgrade pip
-  "$VENV/bin/pip" install -q -r "$ROOT/requirements.txt" 2> >(grep -v "is ignored: it is neither" >&2)
+  "$VENV/bin/pip" install -q -r "$ROOT/requirements-dev.txt" 2> >(grep -v "is ignored: it is neither" >&2)
   echo "$want" >"$stamp"
 }
 
@@ -99,7 +99,7 @@ SOURCES
 
 s3_image() {
   local context="$ROOT/lab/images/s3" moto inputs
-  moto=$(grep -E '^moto\[server\]==' "$ROOT/requirements.txt")
+  moto=$(grep -E '^moto\[server\]==' "$ROOT/requirements-dev.txt")
   inputs=$( (cat "$context"/* ; echo "$moto"; docker image inspect -f '{{ .Id }}' "$BASE_IMAGE") | sha256sum | cut -c1-16)
   image_current "$S3_IMAGE" "$inputs" && return
   log "building $S3_IMAGE (moto behind stunnel)"

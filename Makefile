@@ -1,6 +1,6 @@
 # make lab    provision the embedded lab with site.yml and print its backups
 # make lab-container   the same lab in production's layout: PostgreSQL as the main process of chronos-db
-# make test   every test: unit, alert rules, sanity, lint, molecule
+# make test   every test: unit, alert rules, sanity, lint, molecule, the built collection
 # make bench  measure backup, restore and playbook speed in the lab (bench/README.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -9,7 +9,7 @@ ROOT := $(CURDIR)
 WITH_ENV := eval "$$(scripts/lab-env.sh)"; export PATH="$(ROOT)/.venv/bin:$$PATH" ANSIBLE_CONFIG="$(ROOT)/ansible.cfg";
 MOLECULE_SCENARIOS := default backup restore monitoring container
 
-.PHONY: bootstrap lab lab-container lab-down test unit rules sanity lint molecule bench
+.PHONY: bootstrap lab lab-container lab-down test unit rules sanity lint collection molecule bench
 PROMTOOL := .build/prometheus/usr/bin/promtool
 
 bootstrap:
@@ -29,7 +29,7 @@ lab-down:
 	scripts/lab.sh down
 
 test: bootstrap
-	$(MAKE) unit rules sanity lint molecule
+	$(MAKE) unit rules sanity lint molecule collection
 
 unit:
 	.venv/bin/pytest -q tests/unit
@@ -43,6 +43,10 @@ sanity:
 
 lint:
 	$(WITH_ENV) ansible-lint --profile production
+
+# The tarball as people install it: contents, install, ansible-doc, execution environment, antsibull lints.
+collection:
+	scripts/collection-check.sh
 
 molecule:
 	$(WITH_ENV) for scenario in $(MOLECULE_SCENARIOS); do molecule test --scenario-name "$$scenario"; done

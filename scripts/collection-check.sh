@@ -7,6 +7,7 @@
 #             satisfied by the collections of the `ansible` package in the virtualenv
 #   dependencies  every collection the roles, playbooks and plugins call is declared in galaxy.yml
 #   docs      ansible-doc, from that install, for every module and every role entry point
+#   playbooks ansible-playbook --syntax-check of every playbook by name (chronos.pgbackrest.backup ...)
 #   ee        ansible-builder create for an execution environment holding the tarball, then the
 #             requirements its build would compute (ansible-builder introspect over the installed
 #             collection and its dependencies): the collection contributes exactly
@@ -56,7 +57,7 @@ die() { printf 'collection-check.sh: %s\n' "$*" >&2; exit 2; }
 # --- the tools --------------------------------------------------------------------------------------
 missing_tools() {
   local tool
-  for tool in python ansible-galaxy ansible-doc ansible-builder antsibull-changelog antsibull-docs; do
+  for tool in python ansible-galaxy ansible-doc ansible-playbook ansible-builder antsibull-changelog antsibull-docs; do
     [[ -x "$VENV/bin/$tool" ]] || printf '%s ' "$tool"
   done
 }
@@ -236,6 +237,25 @@ PY
   return "$failed"
 }
 
+# The collection's playbooks run by name from the install (ansible-playbook chronos.pgbackrest.backup).
+playbooks() {
+  log "ansible-playbook --syntax-check for every playbook, by name, from the installed collection"
+  local playbook name failed=0
+  for playbook in "$ROOT"/playbooks/*.yml; do
+    [[ -f "$playbook" ]] || continue
+    name="$FQCN.$(basename "$playbook" .yml)"
+    if ansible-playbook -i localhost, --syntax-check "$name" >"$WORK/playbook.log" 2>&1 \
+       && grep -q "^playbook: $INSTALLED/" "$WORK/playbook.log"; then
+      say "ok   $name"
+    else
+      say "FAIL $name"
+      sed 's/^/         /' "$WORK/playbook.log" >&2
+      failed=1
+    fi
+  done
+  return "$failed"
+}
+
 # --- execution environment ---------------------------------------------------------------------
 # The collection and, transitively, the dependencies its MANIFEST.json names, as the image's galaxy
 # stage would install them (taken from the ansible package: Galaxy is out of reach).
@@ -388,6 +408,7 @@ main() {
     if ! failed install_tarball; then
       check dependencies
       check docs
+      check playbooks
       check execution_environment
     fi
   fi

@@ -10,7 +10,9 @@ BUILD="$ROOT/.build"
 VENV="$ROOT/.venv"
 BASE_IMAGE=chronos-pgbackrest/base:bookworm
 S3_IMAGE=chronos-pgbackrest/s3:bookworm
+# The users' chronos-db, in the official postgres image's two layouts (lab/images/postgres/Dockerfile).
 POSTGRES_IMAGE=chronos-pgbackrest/postgres:bookworm
+POSTGRES18_IMAGE=chronos-pgbackrest/postgres:bookworm-18-layout
 LAB_S3_HOST=s3.chronos.lab
 
 log() { printf '==> %s\n' "$*"; }
@@ -113,12 +115,13 @@ s3_image() {
   rm -rf "$tmp"
 }
 
-postgres_image() {
-  local context="$ROOT/lab/images/postgres" inputs
-  inputs=$( (cat "$context"/*; docker image inspect -f '{{ .Id }}' "$BASE_IMAGE") | sha256sum | cut -c1-16)
-  image_current "$POSTGRES_IMAGE" "$inputs" && return
-  log "building $POSTGRES_IMAGE (PostgreSQL as the container's main process, pgBackRest inside)"
-  docker build -q --label "chronos.inputs=$inputs" -t "$POSTGRES_IMAGE" "$context" >/dev/null
+postgres_image() {  # image, then build arguments
+  local image=$1 context="$ROOT/lab/images/postgres" inputs
+  shift
+  inputs=$( (cat "$context"/*; echo "$@"; docker image inspect -f '{{ .Id }}' "$BASE_IMAGE") | sha256sum | cut -c1-16)
+  image_current "$image" "$inputs" && return
+  log "building $image (the official postgres image's layout, pgBackRest inside, no python3)"
+  docker build -q --label "chronos.inputs=$inputs" "${@/#/--build-arg=}" -t "$image" "$context" >/dev/null
 }
 
 tls() {
@@ -166,7 +169,11 @@ for step in "${steps[@]}"; do
     packages) packages ;;
     venv) venv ;;
     docker) docker_engine ;;
-    images) docker_engine; base_image; s3_image; postgres_image ;;
+    images)
+      docker_engine; base_image; s3_image
+      postgres_image "$POSTGRES_IMAGE" PG_MAJOR=15 PGDATA=/var/lib/postgresql/data VOLUME_PATH=/var/lib/postgresql/data
+      postgres_image "$POSTGRES18_IMAGE" PG_MAJOR=15 PGDATA=/var/lib/postgresql/15/docker VOLUME_PATH=/var/lib/postgresql
+      ;;
     tls) tls ;;
     collection) collection ;;
     promtool) promtool_binary ;;

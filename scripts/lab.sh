@@ -8,7 +8,8 @@
 #                machine as a single file, as the guide does. This machine is the Docker host Ansible manages.
 #   container18  the same with the official image's PostgreSQL 18 layout: the volume at /var/lib/postgresql,
 #                PGDATA below it.
-# Usage: scripts/lab.sh up [host|container|container18] | down | status
+#   container-trixie  the container layout on Debian 13 (PostgreSQL 17, pgBackRest 2.55.1).
+# Usage: scripts/lab.sh up [host|container|container18|container-trixie] | down | status
 # CHRONOS_LAB_DB, CHRONOS_LAB_S3 and CHRONOS_LAB_NETWORK rename the containers and the network (molecule).
 set -euo pipefail
 
@@ -20,8 +21,10 @@ STANZA=${CHRONOS_LAB_STANZA:-chronos-v2}
 BASE_IMAGE=chronos-pgbackrest/base:bookworm
 S3_IMAGE=chronos-pgbackrest/s3:bookworm
 declare -A IMAGE=([host]=$BASE_IMAGE [container]=chronos-pgbackrest/postgres:bookworm
-                  [container18]=chronos-pgbackrest/postgres:bookworm-18-layout)
-declare -A VOLUME_AT=([container]=/var/lib/postgresql/data [container18]=/var/lib/postgresql)
+                  [container18]=chronos-pgbackrest/postgres:bookworm-18-layout
+                  [container-trixie]=chronos-pgbackrest/postgres:trixie)
+declare -A VOLUME_AT=([container]=/var/lib/postgresql/data [container18]=/var/lib/postgresql
+                      [container-trixie]=/var/lib/postgresql/data)
 # What the container layouts bind-mount from this machine.
 HOST_DIR=$ROOT/.build/lab/$DB
 
@@ -56,7 +59,7 @@ refuse_other_lab() {  # layout wanted
 }
 
 up() {  # layout
-  [[ -n "${IMAGE[$1]:-}" ]] || { echo "unknown layout: $1 (host, container or container18)" >&2; exit 2; }
+  [[ -n "${IMAGE[$1]:-}" ]] || { echo "unknown layout: $1 (host, container, container18, container-trixie)" >&2; exit 2; }
   refuse_other_lab "$1"
   docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create "$NETWORK" >/dev/null
   start "$S3" --network-alias s3.chronos.lab -v "$ROOT/.build/tls:/etc/s3-tls:ro" "$S3_IMAGE"
@@ -104,5 +107,5 @@ case "${1:-}" in
   up) up "${2:-host}" ;;
   down) down ;;
   status) docker ps -a --filter "network=$NETWORK" --format 'table {{.Names}}\t{{.Status}}\t{{.Image}}' ;;
-  *) echo "usage: $0 up [host|container|container18] | down | status" >&2; exit 2 ;;
+  *) echo "usage: $0 up [host|container|container18|container-trixie] | down | status" >&2; exit 2 ;;
 esac

@@ -226,6 +226,15 @@ class ContainerTarget(Target):
         else:
             self.run(['rm', '-f', path], user='root')
 
+    def ensure_directory(self, path, uid, gid, mode, check_mode=False):
+        if self.run(['test', '-d', path], user='root').rc == 0:
+            return False
+        if not check_mode:
+            done = self.run(['install', '-d', '-o', str(uid), '-g', str(gid), '-m', '%o' % mode, path], user='root')
+            if done.rc != 0:
+                raise ChronosError('Cannot create %s in %s: %s' % (path, self.describe(), done.output))
+        return True
+
     # --- PostgreSQL ---------------------------------------------------------------------------------
     def postgresql_running(self, pg_path):
         """PostgreSQL is the container's main process: it runs when the container runs."""

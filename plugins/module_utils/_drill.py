@@ -97,6 +97,9 @@ class HostScratch(object):
             return 'something already listens on port %d' % self.settings.port
         return None
 
+    def exists(self):
+        return os.path.lexists(self.path)
+
     def free(self):
         parent = self.path
         while not os.path.exists(parent):
@@ -157,6 +160,9 @@ class ContainerScratch(object):
             return 'something already listens on port %d of this host' % self.settings.port
         return None
 
+    def exists(self):
+        return self._existing() is not None
+
     def free(self):
         root = self.live.client.info().get('DockerRootDir') or '/var/lib/docker'
         stat = os.statvfs(root)
@@ -202,6 +208,17 @@ class Drill(object):
 
     def refusal(self):
         return self.scratch.refusal()
+
+    def remove(self, check_mode=False):
+        """Remove a scratch place a drill left running (keep); True when there was one."""
+        refusal = self.scratch.refusal()
+        if refusal and 'not a drill' in refusal or refusal and 'not this drill' in refusal:
+            raise ChronosError('Not removed: %s. Nothing was changed.' % refusal)
+        if not self.scratch.exists():
+            return False
+        if not check_mode:
+            self.scratch.remove()
+        return True
 
     def run(self):
         refusal = self.refusal()

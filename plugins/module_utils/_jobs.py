@@ -8,6 +8,7 @@ Docker host of the PostgreSQL container), run by cron as root:
     chronos-pgbackrest --stanza chronos-v2 metrics                   refresh the status metrics
     chronos-pgbackrest --stanza chronos-v2 drill [--target TIME]     the restore drill
     chronos-pgbackrest --stanza chronos-v2 verify                    pgbackrest verify, and its metrics
+                                                                     (weekly, when scheduled)
 
 It reads /etc/chronos-pgbackrest/<stanza>.json, written by the pgbackrest_schedule module (no secrets: those
 stay in pgbackrest.conf), and is built on the same module_utils as the modules, which the module installs
@@ -20,7 +21,6 @@ __metaclass__ = type
 
 import argparse
 import json
-import os
 import sys
 import time
 from datetime import datetime, timezone
@@ -28,19 +28,15 @@ from datetime import datetime, timezone
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import Drill, Settings
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest, parse_error
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest, parse_error, parse_verify
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import read_archiver
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, make_target
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
+    SETTINGS_DIRECTORY, ChronosError, make_target, settings_path)
 
-SETTINGS_DIRECTORY = '/etc/chronos-pgbackrest'
 # Exit codes: the wrapper's (pgBackRest's error code on failure), and these.
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_BUSY = 75
-
-
-def settings_path(stanza):
-    return os.path.join(SETTINGS_DIRECTORY, '%s.json' % stanza)
 
 
 def load_settings(path):
@@ -133,6 +129,33 @@ class Job(object):
         self._drill_metrics(0, start, result)
         return 0
 
+    def verify(self):
+        """pgbackrest verify: every file and WAL segment of the repository checked against its checksum."""
+        try:
+            lock = StanzaLock(self.stanza, 'pgbackrest verify').__enter__()
+        except StanzaLock.Busy as exc:
+            say(self.stanza, 'not starting pgbackrest verify: %s' % exc.msg, sys.stderr)
+            return EXIT_BUSY
+        try:
+            done = self.pgbackrest.execute('verify', '--output=text')
+        finally:
+            lock.__exit__(None, None, None)
+        report = parse_verify(done.stdout)
+        status = 2 if done.rc != 0 else 0 if report['ok'] else 1
+        say(self.stanza, 'pgbackrest verify %s' % (
+            'found no problem' if status == 0 else 'found %d missing or invalid files (see below)' % report['invalid']
+            if status == 1 else 'could not run (exit %d): %s' % (done.rc, done.output)))
+        for line in report['lines']:
+            print(line)
+        if self.settings.get('metrics_dir'):
+            _metrics.write_single(self.settings['metrics_dir'], self.stanza, 'verify', {
+                'pgbackrest_verify_last_run_timestamp_seconds': ('When pgbackrest verify last ran.', time.time()),
+                'pgbackrest_verify_status': ('What pgbackrest verify found: 0 no problem, 1 missing or invalid files, '
+                                             '2 it could not run.', status),
+                'pgbackrest_verify_invalid_files': ('Files and WAL segments pgbackrest verify found missing or invalid.',
+                                                    report['invalid'])})
+        return status
+
     def _drill_metrics(self, rc, start, result):
         if self.settings.get('metrics_dir'):
             _metrics.write_single(self.settings['metrics_dir'], self.stanza, 'drill', {
@@ -167,6 +190,7 @@ def main(argv=None):
     backup = commands.add_parser('backup', help='back up through the wrapper, then refresh the metrics')
     backup.add_argument('type', nargs='?', choices=['full', 'diff', 'incr'])
     commands.add_parser('metrics', help='refresh the status metrics')
+    commands.add_parser('verify', help='pgbackrest verify, and its metrics')
     drill = commands.add_parser('drill', help='restore drill into a scratch place')
     drill.add_argument('--target', help="a time with a zone, e.g. '2026-11-24 08:22:18+00'")
     arguments = parser.parse_args(argv)
@@ -179,6 +203,8 @@ def main(argv=None):
             return job.backup(arguments.type)
         if arguments.command == 'metrics':
             return job.metrics()
+        if arguments.command == 'verify':
+            return job.verify()
         return job.drill(arguments.target)
     except ChronosError as exc:
         say(arguments.stanza or arguments.settings, exc.msg, sys.stderr)

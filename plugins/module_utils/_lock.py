@@ -2,8 +2,10 @@
 # Copyright: Contributors to the chronos.pgbackrest collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """One lock per stanza on the managed host (the database host, or the Docker host of the container), held
-by a restore, a scheduled backup and a restore drill, so that none of them runs against another. It is an
-flock: the kernel releases it when its holder dies, so a killed run never leaves it behind."""
+by a restore, a backup, a restore drill and pgbackrest verify, so that none of them runs against another. It is an
+flock: the kernel releases it when its holder dies, so a killed run never leaves it behind. The directory is
+sticky and world-writable, like /tmp, and the lock files readable and writable by all: root's jobs and modules run
+as postgres share them."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -40,9 +42,14 @@ class StanzaLock(object):
             return ''
 
     def __enter__(self):
-        if not os.path.isdir(os.path.dirname(self.path)):
-            os.makedirs(os.path.dirname(self.path), 0o755)
-        self.handle = open(self.path, 'a+')
+        directory = os.path.dirname(self.path)
+        if not os.path.isdir(directory):
+            os.makedirs(directory)
+            os.chmod(directory, 0o1777)
+        descriptor = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o666)
+        if os.fstat(descriptor).st_uid == os.geteuid():
+            os.fchmod(descriptor, 0o666)
+        self.handle = os.fdopen(descriptor, 'a+')
         deadline = time.time() + self.wait
         while True:
             try:

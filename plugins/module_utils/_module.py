@@ -8,12 +8,13 @@ a ChronosError into fail_json, always with executed_commands."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, make_target
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, make_target, settings_path
 
 
 def common_argument_spec():
@@ -33,6 +34,24 @@ def common_argument_spec():
         pg_service=dict(type='str', default='postgresql'),
         container_stop_timeout=dict(type='int', default=60),
     )
+
+
+def resolve_pg_path(params, target):
+    """The data directory: as given; else the container's PGDATA; else the one site.yml recorded for the stanza in the
+    scheduled jobs' settings (PostgreSQL may be down during an incident, so the server cannot be asked)."""
+    if params.get('pg_path'):
+        return params['pg_path']
+    if getattr(target, 'pgdata', None):
+        return target.pgdata
+    try:
+        with open(settings_path(params['stanza'])) as handle:
+            recorded = json.load(handle).get('pg_path')
+    except (IOError, OSError, ValueError):
+        recorded = None
+    if not recorded:
+        raise ChronosError('pg_path is required: the data directory (site.yml has not recorded one for stanza %s in %s). '
+                           'Nothing was changed.' % (params['stanza'], settings_path(params['stanza'])))
+    return recorded
 
 
 def secrets(params):

@@ -373,6 +373,18 @@ def stanza_action(pgbackrest, cluster, state='present'):
     return stanza, 'stanza-create' if missing else 'stanza-upgrade' if different else None
 
 
+_VERIFY_COUNTS = re.compile(r'missing: (\d+), checksum invalid: (\d+), size invalid: (\d+), other: (\d+)')
+
+
+def parse_verify(text):
+    """`verify --output=text` -> {'ok': bool, 'invalid': files and WAL found missing or invalid, 'lines': the report}.
+    pgBackRest exits 0 even when it finds problems: the report's status line tells."""
+    status = re.search(r'^\s*status: (\S+)', text or '', re.M)
+    invalid = sum(sum(int(count) for count in match) for match in _VERIFY_COUNTS.findall(text or ''))
+    return dict(ok=bool(status) and status.group(1) == 'ok' and invalid == 0, invalid=invalid,
+                lines=[line.rstrip() for line in (text or '').splitlines() if line.strip()])
+
+
 def version_at_least(version, wanted):
     """'2.55.1' >= '2.46' -> True."""
     def numbers(text):

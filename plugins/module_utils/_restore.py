@@ -49,7 +49,9 @@ RESTORE_ADVICE = {
         'postmaster.pid is left there: remove it.',
     40: 'The data directory is not empty: move it aside first, or restore with delta.',
 }
-WRITES_QUERY = 'SELECT coalesce(sum(tup_inserted + tup_updated + tup_deleted), 0) FROM pg_stat_database'
+# Rows written to user tables since the server started (a recovery resets the statistics); catalog writes (autovacuum's
+# ANALYZE) do not count.
+WRITES_QUERY = 'SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables'
 # Set only by tests: end the run right after this step, as an interruption would (CHRONOS_PGBACKREST_FAULT=after:stop).
 FAULT_VARIABLE = 'CHRONOS_PGBACKREST_FAULT'
 
@@ -236,8 +238,15 @@ def inspect(target, place, pg_path):
         in_recovery, paused = target.sql('SELECT pg_is_in_recovery(), pg_is_in_recovery() AND pg_is_wal_replay_paused()',
                                          attempt='ask PostgreSQL whether it recovers')[0]
         state['in_recovery'], state['paused'] = in_recovery == 't', paused == 't'
-        state['writes'] = int(target.sql(WRITES_QUERY, attempt='count the rows written since PostgreSQL started')[0][0])
+        state['writes'] = rows_written(target)
     return state
+
+
+def rows_written(target):
+    """Rows written to user tables in every database since PostgreSQL started."""
+    databases = target.sql('SELECT datname FROM pg_database WHERE datallowconn', attempt='list the databases')
+    return sum(int(target.sql(WRITES_QUERY, database=name, attempt='count the rows written to %s' % name)[0][0])
+               for (name,) in databases)
 
 
 def _read_local(directory, name):

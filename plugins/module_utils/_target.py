@@ -27,6 +27,13 @@ import subprocess
 import time
 
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
+# Where site.yml records a stanza's settings on the managed host, for the scheduled jobs (and for restores while
+# PostgreSQL is down).
+SETTINGS_DIRECTORY = '/etc/chronos-pgbackrest'
+
+
+def settings_path(stanza):
+    return os.path.join(SETTINGS_DIRECTORY, '%s.json' % stanza)
 
 
 class ChronosError(Exception):
@@ -88,6 +95,10 @@ class Target(object):
 
     def remove_file(self, path):
         """Remove a file if it exists."""
+        raise NotImplementedError
+
+    def ensure_directory(self, path, uid, gid, mode, check_mode=False):
+        """Create a directory (and its parents) owned by uid:gid when it is missing; True when it was."""
         raise NotImplementedError
 
     def postgresql_running(self, pg_path):
@@ -236,6 +247,15 @@ class HostTarget(Target):
     def remove_file(self, path):
         if os.path.lexists(path):
             os.unlink(path)
+
+    def ensure_directory(self, path, uid, gid, mode, check_mode=False):
+        if os.path.isdir(path):
+            return False
+        if not check_mode:
+            os.makedirs(path, mode)
+            os.chown(path, uid, gid)
+            os.chmod(path, mode)
+        return True
 
     def postgresql_running(self, pg_path):
         return postmaster_running(pg_path)

@@ -51,6 +51,18 @@ options:
         scheduled run does - the last run of this type and the repository's status - so an alert about a failed
         scheduled backup resolves once a backup by hand succeeds.
     type: path
+  progress:
+    description:
+      - Only report how far a backup that runs now got (for example one started with C(async)), in C(progress): from
+        pgBackRest's own figures - C(info) on 2.48 and later, else the percentages its log file records at detail level
+        for backups this module starts.
+    type: bool
+    default: false
+  log_path:
+    description:
+      - pgBackRest's log directory on the target, where I(progress) reads the backup's log.
+    type: path
+    default: /var/log/pgbackrest
   if_none:
     description:
       - Back up only when the stanza has no backup at all; otherwise return the newest backup and change nothing.
@@ -106,6 +118,10 @@ backup:
     repo_size: 2839952
     wal_start: "000000010000000000000005"
     wal_stop: "000000010000000000000005"
+progress:
+  description: With I(progress), how far the running backup got, as a sentence.
+  returned: when progress is set
+  type: str
 summary:
   description: The backup in one sentence.
   returned: success
@@ -121,6 +137,7 @@ executed_commands:
   elements: str
 '''
 
+import re
 import time
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
@@ -151,12 +168,29 @@ def summary(backup, reused):
                      backup['wal_stop']))
 
 
+def backup_progress(target, pgbackrest, log_path):
+    """A sentence on the running backup: pgBackRest's figures in info (2.48+), else the last percentage in its log."""
+    stanza = pgbackrest.stanza_info()
+    if not stanza['backup_running']:
+        return 'No backup of stanza %s runs now.' % pgbackrest.stanza
+    total, done = stanza['backup_progress_total'], stanza['backup_progress_complete']
+    if total:
+        return 'Backing up: %d of %d MiB (%d %%).' % (done // 2 ** 20, total // 2 ** 20, 100 * done // total)
+    tail = target.run(['tail', '-c', '65536', '%s/%s-backup.log' % (log_path, pgbackrest.stanza)]).stdout
+    shares = re.findall(r'backup file (\S+) \(.*?([\d.]+)%\)', tail)
+    if shares:
+        return 'Backing up: %s %% done (last file %s).' % (shares[-1][1], shares[-1][0].rsplit('/', 1)[-1])
+    return 'Backing up: started, no file copied yet.'
+
+
 def main():
     run = ModuleRun(dict(
         type=dict(type='str', choices=['full', 'diff', 'incr'], default='diff'),
         max_age=dict(type='str'),
         if_none=dict(type='bool', default=False),
         metrics_dir=dict(type='path'),
+        progress=dict(type='bool', default=False),
+        log_path=dict(type='path', default='/var/log/pgbackrest'),
         wait_for_lock=dict(type='bool', default=False),
         lock_timeout=dict(type='str', default='1h'),
     ), supports_check_mode=True)
@@ -169,6 +203,8 @@ def main():
         except ValueError as exc:
             raise ChronosError('Invalid duration: %s. Nothing was run.' % exc)
 
+        if params['progress']:
+            run.exit(changed=False, progress=backup_progress(run.target, pgbackrest, params['log_path']))
         if params['metrics_dir']:
             _metrics.require_client()
         stanza = pgbackrest.usable_stanza('back up')
@@ -179,7 +215,8 @@ def main():
             fresh = with_duration(fresh)
             run.exit(changed=False, reused=True, backup=fresh, summary=summary(fresh, True))
 
-        options = ['--type=%s' % backup_type]
+        # At detail level pgBackRest logs each file with the share of the backup done so far: progress reads it.
+        options = ['--type=%s' % backup_type, '--log-level-file=detail']
         if run.check_mode:
             pgbackrest.plan('backup', *options)
             run.exit(changed=True, reused=False, backup=None)

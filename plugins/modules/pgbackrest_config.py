@@ -41,6 +41,13 @@ options:
     description:
       - Where I(ca_cert) goes on the target.
     type: path
+  directories:
+    description:
+      - Directories pgBackRest needs on the target (a posix repository), created owned by the PostgreSQL
+        operating-system user, mode C(0750), when missing.
+    type: list
+    elements: path
+    default: []
   pg_path:
     description:
       - The cluster's data directory, whose identity the stanza must match.
@@ -103,6 +110,7 @@ def main():
         config=dict(type='path', default='/etc/pgbackrest/pgbackrest.conf'),
         ca_cert=dict(type='str'),
         ca_path=dict(type='path'),
+        directories=dict(type='list', elements='path', default=[]),
         pg_path=dict(type='path', required=True),
         state=dict(type='str', choices=['present', 'upgraded'], default='present'),
     ), supports_check_mode=True)
@@ -110,6 +118,9 @@ def main():
         params, target = run.params, run.target
         uid, gid = target.user_ids(target.os_user)
         changed = []
+        for directory in params['directories']:
+            if target.ensure_directory(directory, uid, gid, 0o750, run.check_mode):
+                changed.append(directory)
         if params['ca_cert']:
             if not params['ca_path']:
                 raise ChronosError('ca_path is required with ca_cert. Nothing was changed.')

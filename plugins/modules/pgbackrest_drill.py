@@ -66,6 +66,11 @@ options:
       - Leave the scratch cluster running instead of removing it; the result says how to connect and remove it.
     type: bool
     default: false
+  remove:
+    description:
+      - Only remove a scratch place left running (with I(keep)), and restore nothing.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -109,7 +114,7 @@ executed_commands:
 '''
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import Drill, Settings
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun, resolve_pg_path
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
 
@@ -124,15 +129,16 @@ def main():
         timeout=dict(type='int', default=600),
         from_stanza=dict(type='str'),
         keep=dict(type='bool', default=False),
+        remove=dict(type='bool', default=False),
     ), supports_check_mode=True)
     with run:
         params = run.params
-        pg_path = params['pg_path'] or getattr(run.target, 'pgdata', None)
-        if not pg_path:
-            raise ChronosError('pg_path is required: the live data directory the drill keeps away from.')
+        pg_path = resolve_pg_path(params, run.target)
         settings = Settings(params['path'], params['port'], params['database'], params['query'], params['timeout'],
                             params['target'], params['keep'], params['from_stanza'])
         drill = Drill(run.target, run.pgbackrest, pg_path, settings)
+        if params['remove']:
+            run.exit(changed=drill.remove(run.check_mode), drill=None)
         if run.check_mode:
             refusal = drill.refusal()
             if refusal:

@@ -197,10 +197,9 @@ executed_commands:
   elements: str
 """
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun, resolve_pg_path
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import (
     RESTORE_TYPES, Request, Restore, Rollback, backup_timeline, progress)
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
 
 def main():
@@ -220,9 +219,7 @@ def main():
     ), supports_check_mode=True)
     with run:
         params, target = run.params, run.target
-        pg_path = params['pg_path'] or getattr(target, 'pgdata', None)
-        if not pg_path:
-            raise ChronosError('pg_path is required: the data directory to restore into. Nothing was changed.')
+        pg_path = resolve_pg_path(params, run.target)
         if params['progress']:
             run.exit(changed=False, progress=progress(target, run.pgbackrest, pg_path))
         request = Request(params['type'] if params['type'] != 'rollback' else 'latest', params['target'],

@@ -84,6 +84,12 @@ options:
       - The wrapper's log on the target, named in failure messages.
     type: str
     default: /var/log/pgbackrest/backup.log
+  verify:
+    description:
+      - The weekly C(pgbackrest verify) of the whole repository (it reads every file, so it costs the repository's size
+        in transfer). Keys C(enabled), C(weekday), C(hour), C(minute).
+    type: dict
+    default: {}
   drill:
     description:
       - The weekly restore drill. Keys C(enabled), C(weekday), C(hour), C(minute), and the drill's C(path), C(port),
@@ -139,7 +145,7 @@ import sys
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import (  # noqa: F401 pylint: disable=unused-import
     _container, _drill, _jobs, _lock, _metrics, _pgbackrest, _places, _postgres, _restore, _target)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, write_local_file
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, settings_path, write_local_file
 
 LIBRARY = '/usr/local/lib/chronos-pgbackrest'
 PROGRAM = '/usr/local/bin/chronos-pgbackrest'
@@ -176,10 +182,11 @@ def cron_text(params, stanza):
              '%d %d * * %s root %s backup diff %s' % (params['minute'], params['hour'], days, program, log)]
     if params['metrics_dir']:
         lines.append('*/%d * * * * root %s metrics %s' % (params['metrics_every'], program, log))
-    drill = params['drill'] or {}
-    if drill.get('enabled'):
-        lines.append('%d %d * * %d root %s drill %s' % (int(drill.get('minute', 0)), int(drill.get('hour', 5)),
-                                                         int(drill.get('weekday', 6)), program, log))
+    for job, hour in (('verify', 4), ('drill', 5)):
+        schedule = params[job] or {}
+        if schedule.get('enabled'):
+            lines.append('%d %d * * %d root %s %s %s' % (int(schedule.get('minute', 0)), int(schedule.get('hour', hour)),
+                                                          int(schedule.get('weekday', 6)), program, job, log))
     return '\n'.join(lines) + '\n'
 
 
@@ -188,10 +195,11 @@ def check_schedule(params):
     for name, low, high in (('hour', 0, 23), ('minute', 0, 59), ('full_weekday', 0, 6), ('metrics_every', 1, 59)):
         if not low <= params[name] <= high:
             problems.append('%s must be %d to %d (got %s)' % (name, low, high, params[name]))
-    drill = params['drill'] or {}
-    for name, low, high in (('hour', 0, 23), ('minute', 0, 59), ('weekday', 0, 6)):
-        if name in drill and not (str(drill[name]).isdigit() and low <= int(drill[name]) <= high):
-            problems.append('drill %s must be %d to %d (got %s)' % (name, low, high, drill[name]))
+    for job in ('verify', 'drill'):
+        schedule = params[job] or {}
+        for name, low, high in (('hour', 0, 23), ('minute', 0, 59), ('weekday', 0, 6)):
+            if name in schedule and not (str(schedule[name]).isdigit() and low <= int(schedule[name]) <= high):
+                problems.append('%s %s must be %d to %d (got %s)' % (job, name, low, high, schedule[name]))
     if problems:
         raise ChronosError('Invalid schedule: %s; cron would reject the file and nothing would run. Nothing was '
                            'changed.' % '; '.join(problems))
@@ -211,6 +219,7 @@ def main():
         cron_log=dict(type='path', default='/var/log/chronos-backup-cron.log'),
         repository=dict(type='str', default='the repository'),
         log=dict(type='str', default='/var/log/pgbackrest/backup.log'),
+        verify=dict(type='dict', default={}),
         drill=dict(type='dict', default={}),
     ), supports_check_mode=True)
     with run:
@@ -226,7 +235,7 @@ def main():
         interpreter = '/usr/bin/python3' if os.path.exists('/usr/bin/python3') else sys.executable
         files = library_files()
         files[PROGRAM] = (PROGRAM_TEXT % (interpreter, LIBRARY)).encode()
-        files['/etc/chronos-pgbackrest/%s.json' % stanza] = (json.dumps(settings, indent=2, sort_keys=True) + '\n').encode()
+        files[settings_path(stanza)] = (json.dumps(settings, indent=2, sort_keys=True) + '\n').encode()
         cron_file = '/etc/cron.d/pgbackrest-%s' % stanza.replace('.', '_')
         for path, content in sorted(files.items()):
             if not run.check_mode:

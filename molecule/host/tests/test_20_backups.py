@@ -2,8 +2,16 @@
 The tests run in file order: each leaves backups the next ones build on; expiry comes last."""
 
 import re
-from conftest import (NETWORK, S3_ALIAS, S3_HOST, STANZA, WRAPPER, docker, info, labels, lsn, module, psql,
-                      run_playbook)
+import time
+
+from scenario import (CRON_LOG, METRICS_DIR, NETWORK, S3_ALIAS, S3_HOST, STANZA, WRAPPER, cron_lines, docker, info,
+                      labels, lsn, module, pgbackrest_version, psql, run_as_cron, run_playbook)
+
+
+def run_exit_code(host, backup_type):
+    runs = host.file("%s/pgbackrest_%s_runs.prom" % (METRICS_DIR, STANZA)).content_string
+    return float(re.search(r'^pgbackrest_backup_run_exit_code\{backup_type="%s",stanza="%s"\} (\S+)$'
+                           % (backup_type, STANZA), runs, re.M).group(1))
 
 
 def test_full_then_diff_through_the_playbook():
@@ -42,20 +50,17 @@ def test_backup_under_async():
     assert len(labels()) == len(before) + 1
 
 
-def test_cron_command_line_makes_a_backup(db):
-    cron = db.file("/etc/cron.d/pgbackrest-%s" % STANZA).content_string.splitlines()
-    diff_line = next(line for line in cron if " diff " in line and not line.startswith("#"))
-    fields = diff_line.split(None, 6)
-    user, command = fields[5], fields[6]
+def test_the_cron_line_run_as_cron_runs_it_makes_a_backup_and_records_it(db):
+    diff = next(fields for fields in cron_lines(db) if " backup diff " in fields[6])
+    assert diff[5] == "root"
     before = labels()
-    # As cron runs it: /bin/sh -c as the entry's user, with cron's minimal environment.
-    result = db.run("env -i PATH=/usr/bin:/bin SHELL=/bin/sh HOME=/var/lib/postgresql LOGNAME=%s "
-                    "/usr/sbin/runuser -u %s -- /bin/sh -c %s", user, user, command)
-    assert result.rc == 0, result.stderr
+    result = run_as_cron(db, diff[6])
+    assert result.rc == 0, result.stdout + result.stderr
     backups = info()["backups"]
-    assert len(backups) == len(before) + 1
-    assert backups[-1]["type"] == "diff"
+    assert len(backups) == len(before) + 1 and backups[-1]["type"] == "diff"
     assert "diff backup of stanza %s succeeded" % STANZA in db.file("/var/log/pgbackrest/backup.log").content_string
+    assert "%s: diff backup succeeded" % STANZA in db.file(CRON_LOG).content_string
+    assert run_exit_code(db, "diff") == 0
 
 
 def test_guide_testing_backups_procedure(db):
@@ -87,26 +92,53 @@ def test_two_wrapper_runs_at_once_one_backs_up(db):
     assert not any(backup["error"] for backup in backups)
 
 
-def test_endpoint_down_fails_naming_the_repository_then_recovers(db):
+def test_endpoint_down_fails_naming_the_repository_and_the_metrics_say_so_until_a_backup_by_hand(db):
+    diff = next(fields for fields in cron_lines(db) if " backup diff " in fields[6])
     docker("network", "disconnect", NETWORK, S3_HOST)
     try:
         # pgBackRest gives up after 4 x io-timeout: 20 s instead of the default 4 minutes.
         down = db.run("env PGBACKREST_IO_TIMEOUT=5 %s diff" % WRAPPER)
+        scheduled = run_as_cron(db, "PGBACKREST_IO_TIMEOUT=5 " + diff[6])
     finally:
         docker("network", "connect", "--alias", S3_ALIAS, NETWORK, S3_HOST)
     assert down.rc != 0
     assert "FAILED" in down.stderr
     assert "repo1: s3 bucket project-chronos-backups at %s:443" % S3_ALIAS in down.stderr
+    assert scheduled.rc != 0
+    assert run_exit_code(db, "diff") != 0
 
+    # A backup by hand through the playbook clears it: the alert for a failed backup resolves.
     before = labels()
-    again = db.run("%s diff" % WRAPPER)
-    assert again.rc == 0, again.stderr
+    again = run_playbook("playbooks/backup.yml")
+    assert again.returncode == 0, again.stdout[-3000:]
     assert len(labels()) == len(before) + 1
+    assert run_exit_code(db, "diff") == 0
+
+
+def test_a_killed_pgbackrest_leaves_no_lock_behind(db):
+    """The wrapper's lock is its own: pgBackRest and its workers do not inherit it, so after a kill -9 (the OOM
+    killer) the next run starts at once instead of exiting 75 while an orphaned worker lives."""
+    psql(db, "CREATE TABLE IF NOT EXISTS ballast AS SELECT g, md5(g::text) AS filler FROM generate_series(1, 400000) g",
+         "chronos_db")
+    db.check_output("bash -c %s", "(%s full > /tmp/killed.out 2>&1 &)" % WRAPPER)
+    for dummy in range(60):
+        main = db.run("pgrep -u postgres -f -- '--type=full.* backup$'").stdout.split()
+        if main:
+            break
+        time.sleep(0.2)
+    assert main, "the backup did not start"
+    db.check_output("kill -9 %s", main[0])
+    time.sleep(0.5)
+    again = db.run("%s incr", WRAPPER)
+    assert again.rc != 75, again.stdout + again.stderr
+    assert again.rc == 0, again.stdout + again.stderr
+    psql(db, "DROP TABLE ballast", "chronos_db")
 
 
 def test_a_held_lock_fails_clearly_or_is_waited_for(db):
     # Hold the stanza's backup lock the way a running pgBackRest holds it (flock on its lock file) for 20 s.
-    lock = "/tmp/pgbackrest/%s-backup.lock" % STANZA
+    # pgBackRest 2.53 and later name it after the repository too.
+    lock = "/tmp/pgbackrest/%s-backup%s.lock" % (STANZA, "-1" if pgbackrest_version(db) >= (2, 53) else "")
     db.check_output("runuser -u postgres -- bash -c %s",
                     "(flock --nonblock %s sleep 20 > /dev/null 2>&1 &); sleep 1" % lock)
     assert db.run("runuser -u postgres -- flock --nonblock %s true", lock).rc == 1, "the lock is not held"
@@ -126,7 +158,8 @@ def test_a_held_lock_fails_clearly_or_is_waited_for(db):
 
 def test_expiry_follows_the_documented_time_retention(db):
     db.check_output("apt-get install -y -qq faketime > /dev/null")
-    db.check_output("runuser -u postgres -- flock --wait 60 /tmp/pgbackrest/%s-backup.lock true", STANZA)
+    db.check_output("runuser -u postgres -- flock --wait 60 /tmp/pgbackrest/%s-backup%s.lock true", STANZA,
+                    "-1" if pgbackrest_version(db) >= (2, 53) else "")
     backups = info()["backups"]
     fulls = [backup["label"] for backup in backups if backup["type"] == "full"]
     assert len(fulls) >= 2

@@ -25,6 +25,7 @@ Fixtures in fixtures/ are captured pgBackRest output (fixtures/README.md).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import csv
 import io
 import os
 import struct
@@ -97,6 +98,15 @@ def ok(output=b''):
 def fails(rc, stderr=b'', stdout=b''):
     """A command that failed: stderr is a fixture's name or bytes."""
     return (rc, stdout, fixture_bytes(stderr) if isinstance(stderr, str) else stderr)
+
+
+def psql_rows(*rows):
+    """What psql -t --csv prints for these rows (an answer for ok())."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator='\n')
+    for row in rows:
+        writer.writerow(row)
+    return out.getvalue().encode()
 
 
 def command_name(argv):
@@ -192,6 +202,16 @@ def commands(monkeypatch):
     monkeypatch.setattr(_target, '_which', lambda name: '/usr/sbin/%s' % name)
     yield fake
     fake.assert_done()
+
+
+# Where the host tests' PostgreSQL programs are: set, so that no test depends on what this machine has installed.
+BIN = '/usr/lib/postgresql/15/bin'
+
+
+@pytest.fixture
+def host(commands):
+    """A HostTarget whose commands answer from `commands` (bin_path set: psql is BIN/psql)."""
+    return _target.HostTarget(bin_path=BIN)
 
 
 # --- the clock and the lock -----------------------------------------------------------------------------------

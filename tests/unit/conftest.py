@@ -27,6 +27,7 @@ __metaclass__ = type
 
 import csv
 import io
+import json
 import os
 import struct
 import sys
@@ -107,6 +108,28 @@ def psql_rows(*rows):
     for row in rows:
         writer.writerow(row)
     return out.getvalue().encode()
+
+
+# The lab's repository after its point-in-time restores (fixtures/README.md, "Restore"): timeline 2 left timeline 1
+# in segment ...12. Its history file was not captured; this is the line PostgreSQL writes for a recovery to a time
+# (parent timeline, switch LSN, reason). HISTORY_TIME is when it was stored: after TL1's last segment (09:52:13),
+# before TL2's first (09:52:51).
+HISTORY_2 = b'1\t0/120000A0\tbefore 2026-11-24 09:52:10+00\n'
+HISTORY_TIME = 1795513945
+
+
+def wal_listing(directories=('0000000100000000', '0000000200000000'), history=True):
+    """`repo-ls --output=json --recurse archive/chronos-v2/15-1` of the lab's repository, assembled from the two
+    captured listings of its WAL directories (repo-ls-wal-tl1.json, repo-ls-wal-tl2.json) and TL2's history file:
+    names relative to the listed path, as pgBackRest prints them with --recurse."""
+    captured = {'0000000100000000': 'repo-ls-wal-tl1.json', '0000000200000000': 'repo-ls-wal-tl2.json'}
+    entries = {'.': {'type': 'path'}}
+    for directory in directories:
+        for name, entry in json.loads(fixture_bytes(captured[directory])).items():
+            entries[directory if name == '.' else '%s/%s' % (directory, name)] = entry
+    if history:
+        entries['00000002.history'] = {'type': 'file', 'size': len(HISTORY_2), 'time': HISTORY_TIME}
+    return json.dumps(entries, sort_keys=True).encode()
 
 
 def command_name(argv):

@@ -231,6 +231,15 @@ def test_stanza_problem_quotes_only_the_printable_first_line(captured, name):
     assert sentence.isprintable() and '\ufffd' not in sentence.split('repo1: ')[1]
 
 
+def test_stanza_problem_drops_unprintable_characters_of_the_first_line(captured):
+    """In the captures the garbage starts on a later line; where it reaches the first, only printable characters are
+    quoted (a control character, or U+FFFD for an undecodable byte, would make the sentence unreadable)."""
+    stanza = stanza_of(captured, 'info-wrong-env.json')
+    stanza['repos'][0]['status']['message'] = '[FormatError] key \x04\x1b[31m\ufffd\ufffdbad\nsecond line'
+    sentence = pgbr.stanza_problem(stanza)[0]
+    assert sentence.endswith('repo1: [FormatError] key [31mbad')
+
+
 def test_stanza_problem_encryption_advice_names_the_passphrase(captured):
     dummy, dummy, advice = pgbr.stanza_problem(stanza_of(captured, 'info-wrong.json'))
     assert 'passphrase' in advice and 'repo1-cipher-pass' in advice

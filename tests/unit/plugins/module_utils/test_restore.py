@@ -343,6 +343,15 @@ def test_choose_backup_refuses_a_set_that_stopped_after_the_target(stanza, label
     assert raised.value.msg == "Backup set '%s' stopped at %s, after the target. Nothing was changed." % (label, stop)
 
 
+def test_window_end_of_a_timeline_left_behind():
+    """Timeline 2 followed (asked for) while timeline 1 went on archiving (production was rolled back to it): the
+    window ends with timeline 2's newest segment, not with the newer ones of timeline 1."""
+    segments = [dict(name='000000010000000000000012', timeline=1, time=100),
+                dict(name='000000020000000000000012', timeline=2, time=200),
+                dict(name='000000010000000000000013', timeline=1, time=300)]
+    assert window_end(segments, {1: SWITCH, 2: None}) == 200
+
+
 def test_window_end(segments):
     assert window_end(segments, None) == TL2_END
     assert window_end(segments, {1: None}) == TL1_END

@@ -266,7 +266,8 @@ def test_a_helper_gets_the_ca_files_that_lie_outside_the_mounts(tmp_path, docker
     container = docker.add_container(status='exited', mounts=[bind(conf, CONFIG),
                                                               bind(tmp_path, '/etc/pgbackrest/conf.d')],
                                      files={CONFIG: (conf.read_bytes(), 999, 999, 0o600),
-                                            '/etc/ssl/chronos/ca.crt': (b'-----BEGIN CERTIFICATE-----\n', 0, 999, 0o640)})
+                                            '/etc/ssl/chronos/ca.crt': (b'-----BEGIN CERTIFICATE-----\n', 0, 999, 0o640),
+                                            '/etc/pgbackrest/conf.d/ca2.crt': (b'mounted', 0, 0, 0o644)})
     found = target(docker)
     found.allow_commands_while_stopped()
     commands.expect(ok())

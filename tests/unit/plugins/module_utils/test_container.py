@@ -21,7 +21,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import 
     BindRootPlace, DirectoryPlace, VolumeRootPlace)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
-from conftest import SECRET_ENVIRONMENT, fails, ok
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import SECRET_ENVIRONMENT, fails, ok
 
 # Bound before the autouse fixture replaces it with a guard.
 DOCKER_CLIENT = _container.docker_client

@@ -20,7 +20,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import St
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
 
-from conftest import BIN, HISTORY_2, PREFIX, fails, ok, psql_rows, wal_listing
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import BIN, HISTORY_2, PREFIX, fails, ok, psql_rows, wal_listing
 
 I2 = '20261124-092311F_20261124-095026I'
 D1 = '20261124-092311F_20261124-092341D'

@@ -16,7 +16,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _jobs, _
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
-from conftest import fails, ok, psql_rows
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import fails, ok, psql_rows
 
 WRAPPER = '/usr/local/bin/pgbackrest-backup.sh'
 ARCHIVER = ('120', '0', '00000001000000000000000A', '', '1795512226', '0', 'on',

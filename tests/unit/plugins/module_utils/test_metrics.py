@@ -19,7 +19,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import parse_info
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
-from conftest import fixture_text
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import fixture_text
 
 STANZA = 'chronos-v2'
 NOW = 1795520000.0

@@ -13,7 +13,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _module
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
-from conftest import PREFIX, SECRET_ENVIRONMENT, SECRETS, ok
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import PREFIX, SECRET_ENVIRONMENT, SECRETS, ok
 
 
 class Module(object):

@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _pgbackrest as pgbr
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
 
-from conftest import PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, ok
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, ok
 
 # System identifiers of the clusters the fixtures were captured from.
 OLD_LAB_SYSID = 7711661904765073182   # info-no-backup.json, info-full-and-diff.json

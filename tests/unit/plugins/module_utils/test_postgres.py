@@ -16,7 +16,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _postgre
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import utc
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
 
-from conftest import BIN, FIXTURES, fails, ok, psql_rows
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import BIN, FIXTURES, fails, ok, psql_rows
 
 LAB_SYSID = 7711665496204834485
 OLD_LAB_SYSID = 7711661904765073182

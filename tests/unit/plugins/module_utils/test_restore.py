@@ -26,7 +26,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import
     window_end)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
 
-from conftest import (BIN, CLOCK_START, HISTORY_2, HISTORY_TIME, PREFIX, fails, fixture_text, ok, psql_rows,
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import (CLOCK_START, HISTORY_2, PREFIX, fails, fixture_text, ok, psql_rows,
                       wal_listing)
 
 # The backups of info-after-pitr.json, oldest first: label, stop time, START WAL LOCATION (lsn.start), lsn.stop.

@@ -19,7 +19,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _target
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import DirectoryPlace
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
 
-from conftest import BIN, SECRET_ENVIRONMENT, fails, ok, psql_rows
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import BIN, SECRET_ENVIRONMENT, fails, ok, psql_rows
 
 PSQL = [BIN + '/psql', '-X', '-q', '-t', '--csv', '-v', 'ON_ERROR_STOP=1', '-h', '/var/run/postgresql', '-p', '5432',
         '-U', 'postgres', '-d', 'postgres']

@@ -13,7 +13,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._verify import report, summary, verify
 
-from conftest import fails, ok, psql_rows
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import fails, ok, psql_rows
 
 I1 = '20261124-092311F_20261124-092345I'
 I1_STOP = 1795512226                   # info-full-diff-incr.json's newest backup

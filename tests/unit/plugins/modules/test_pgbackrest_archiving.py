@@ -11,7 +11,7 @@ import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_archiving
 
-from conftest import PREFIX, fails, ok, psql_rows
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import PREFIX, fails, ok, psql_rows
 
 COMMAND = 'pgbackrest --stanza=chronos-v2 archive-push %p'
 ARGS = dict(stanza='chronos-v2', archive_command=COMMAND)

@@ -15,7 +15,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_backup
 
-from conftest import SECRET_ENVIRONMENT, SECRETS, fails, ok, psql_rows
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import SECRET_ENVIRONMENT, SECRETS, fails, ok, psql_rows
 
 D1 = '20261124-092311F_20261124-092341D'
 D1_STOP = 1795512223

@@ -10,7 +10,7 @@ import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_check
 
-from conftest import PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, ok
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, ok
 
 
 def test_passes(run_module):

@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import HostTarget
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_config
 
-from conftest import SECRET_ENVIRONMENT, SECRETS, ok, write_cluster
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import SECRET_ENVIRONMENT, SECRETS, ok, write_cluster
 
 LAB_SYSID = 7711665496204834485
 OTHER_SYSID = 7711666316191427927

@@ -15,7 +15,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _drill
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import HostTarget
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_drill
 
-from conftest import HISTORY_2, ok, psql_rows, wal_listing
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import HISTORY_2, ok, psql_rows, wal_listing
 
 LIVE = '/var/lib/postgresql/15/main'
 

@@ -12,7 +12,7 @@ import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_info
 
-from conftest import PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, ok
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, ok
 
 
 def test_reports_stanza_backups_and_version(run_module):

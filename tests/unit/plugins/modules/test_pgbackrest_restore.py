@@ -18,7 +18,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest imp
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import RESTORE_ADVICE
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_restore
 
-from conftest import (HISTORY_2, PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows,
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import (HISTORY_2, PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows,
                       wal_listing)
 
 F1 = '20261124-092101F'                      # stop 09:21:24, 0/2000028

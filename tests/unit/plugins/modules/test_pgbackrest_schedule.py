@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _target
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_schedule as schedule
 
-from conftest import REPO, SECRETS
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import REPO, SECRETS
 
 PARAMS = dict(hour=2, minute=0, full_weekday=0, metrics_every=5, metrics_dir='/var/lib/prometheus/node-exporter',
               cron_log='/var/log/chronos-backup-cron.log', drill={})

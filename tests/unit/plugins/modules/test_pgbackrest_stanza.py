@@ -14,7 +14,7 @@ import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_stanza
 
-from conftest import PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok
 
 LAB_SYSID = 7711665496204834485        # the cluster of info-one-full.json ... info-after-diff.json
 OLD_LAB_SYSID = 7711661904765073182    # the cluster of info-no-backup.json

@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import HostTarget
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_target_info
 
-from conftest import fails, ok, psql_rows
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import fails, ok, psql_rows
 
 DATA = '/var/lib/postgresql/15/main'
 SERVER = ok(psql_rows((DATA, '150018', 't')))

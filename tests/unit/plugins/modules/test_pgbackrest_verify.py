@@ -11,7 +11,7 @@ import pytest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_verify
 
-from conftest import ok, psql_rows
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import ok, psql_rows
 
 I1_STOP = 1795512226
 ARCHIVING = ok(psql_rows(('120', '0', '00000001000000000000000A', '', str(I1_STOP), '0', 'on', 'x')))

@@ -14,8 +14,9 @@ import sys
 
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                                'bench'))
+# tests/unit/bench/ -> the repository's bench/
+REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.pardir))
+sys.path.insert(0, os.path.join(REPO, 'bench'))
 
 import report  # noqa: E402  pylint: disable=wrong-import-position
 

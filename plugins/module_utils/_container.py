@@ -61,6 +61,7 @@ class ContainerTarget(Target):
         # Only a restore runs commands while the container is stopped (in a helper); anything else is refused.
         self.helper_when_stopped = False
         self.stop_timeout = int(stop_timeout)
+        self.refuse_remote_engine()
         self.client = client or docker_client()
         try:
             self.container = self.client.containers.get(name)
@@ -72,7 +73,6 @@ class ContainerTarget(Target):
             raise ChronosError('Cannot reach the Docker engine to find container %s: %s. Nothing was changed.'
                                % (name, exc))
         self._helper = None
-        self.refuse_remote_engine()
 
     # --- facts from the container's configuration --------------------------------------------------
     def describe(self):
@@ -276,6 +276,12 @@ class ContainerTarget(Target):
         if pause:
             self.wait_for_recovery(timeout, pause, lambda: self.running, self.logs_errors)
 
+    def _host_path_or_none(self, path):
+        try:
+            return self.host_path(path)
+        except ChronosError:
+            return None
+
     def logs_errors(self):
         lines = _text(self.container.logs(tail=40)).splitlines()
         return ' '.join([line for line in lines if 'FATAL' in line or 'PANIC' in line][-3:]) or 'see docker logs %s' % self.name
@@ -290,7 +296,7 @@ class ContainerTarget(Target):
                                "filesystem and would not survive the restore. Nothing was changed." % (self.name, pg_path))
         local = self.host_path(pg_path)
         if posixpath.normpath(pg_path) != mount['Destination']:
-            return DirectoryPlace(local)
+            return DirectoryPlace(local, self._host_path_or_none)
         if mount.get('Type') == 'volume':
             if mount.get('Driver', 'local') != 'local':
                 raise ChronosError("In container '%s', %s is the root of volume %s of driver %s: only local volumes "

@@ -68,7 +68,7 @@ class Job(object):
 
     @property
     def pgbackrest(self):
-        return PgBackRest(self.target, self.stanza, config=self.settings.get('config'))
+        return PgBackRest(self.target, self.stanza, config=self.settings.get('config'), binary=self.settings.get('binary'))
 
     def backup(self, backup_type=None):
         if not backup_type:
@@ -104,9 +104,17 @@ class Job(object):
         return rc
 
     def metrics(self):
-        if self.settings.get('metrics_dir'):
-            for problem in refresh_status(self.target, self.pgbackrest, self.settings['metrics_dir']):
-                say(self.stanza, problem, sys.stderr)
+        if not self.settings.get('metrics_dir'):
+            return 0
+        try:
+            target, pgbackrest = self.target, self.pgbackrest
+        except ChronosError as exc:
+            # The container is gone, or Docker does not answer: the metrics say nothing can be read.
+            say(self.stanza, exc.msg, sys.stderr)
+            _metrics.write_status(self.settings['metrics_dir'], self.stanza)
+            return 0
+        for problem in refresh_status(target, pgbackrest, self.settings['metrics_dir']):
+            say(self.stanza, problem, sys.stderr)
         return 0
 
     def drill(self, target_time=None):

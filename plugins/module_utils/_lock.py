@@ -26,18 +26,23 @@ class StanzaLock(object):
     class Busy(ChronosError):
         pass
 
-    def __init__(self, stanza, purpose, wait=0, directory=LOCK_DIRECTORY):
-        self.path = os.path.join(directory, '%s.lock' % stanza)
+    def __init__(self, stanza, purpose, wait=0, directory=None):
+        self.path = os.path.join(directory or LOCK_DIRECTORY, '%s.lock' % stanza)
         self.stanza = stanza
         self.purpose = purpose
         self.wait = wait
         self.handle = None
 
     def holder(self):
-        """What the holder wrote into the lock file: 'restore pid 1234', or ''."""
+        """What the holder wrote into the lock file ('restore into ... pid 1234: step 3 of 5, ...'), or '' when no one
+        holds it (a holder that ended leaves its text behind)."""
         try:
             with open(self.path) as handle:
-                return handle.read().strip()
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+                except (IOError, OSError):
+                    return handle.read().strip()
+                return ''
         except (IOError, OSError):
             return ''
 
@@ -78,5 +83,6 @@ class StanzaLock(object):
         self.handle.flush()
 
     def __exit__(self, *exc):
+        self.handle.truncate(0)
         self.handle.close()
         return False

@@ -335,12 +335,20 @@ class PgBackRest(object):
         return stanza
 
     def version(self):
-        return self.run('version', attempt='read the pgBackRest version').stdout.strip().split()[-1]
+        words = self.run('version', attempt='read the pgBackRest version').stdout.split()
+        if not words:
+            raise ChronosError('pgbackrest version printed nothing on %s.' % self.target.describe())
+        return words[-1]
 
     def repo_ls(self, path, recurse=False, attempt='list the repository'):
         """`repo-ls --output=json path` -> {name: {type, size, time}} (names relative to path)."""
         options = ['--output=json'] + (['--recurse'] if recurse else [])
-        return json.loads(self.run('repo-ls', *(options + [path]), attempt=attempt).stdout)
+        done = self.run('repo-ls', *(options + [path]), attempt=attempt)
+        try:
+            return json.loads(done.stdout)
+        except ValueError as exc:
+            raise ChronosError('Unable to parse the output of pgbackrest repo-ls --output=json %s: %s' % (path, exc),
+                               stdout=done.stdout)
 
 
 def stanza_mismatch(stanza, cluster):

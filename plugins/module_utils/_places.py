@@ -135,15 +135,29 @@ class DataPlace(object):
 class DirectoryPlace(DataPlace):
     kind = 'directory'
 
-    def __init__(self, local):
+    def __init__(self, local, local_path=None):
+        """local_path turns a path as the data directory's links name it into one on this machine's disk (in a
+        container, through its mounts), or None when it lies nowhere this machine can reach."""
         # A symlinked data directory is kept where it really is; the link stays and points at the new one.
         super(DirectoryPlace, self).__init__(os.path.realpath(local))
+        self.local_path = local_path or (lambda path: path)
 
     def refusal(self):
         if os.path.ismount(self.local):
             return ('%s is a mount point: its files cannot be renamed aside on their filesystem. Mount the filesystem '
                     'one level up (PGDATA a directory inside it), or restore by hand.' % self.local)
+        for link in self._linked(self.local):
+            if self._link_target(link) is None:
+                return ('%s links to %s, which lies outside the volumes this machine can reach: it cannot be kept '
+                        'aside with the data directory.' % (link, os.readlink(link)))
         return None
+
+    def _link_target(self, link):
+        """Where a link of the data directory points, on this machine's disk."""
+        text = os.readlink(link)
+        if not os.path.isabs(text):
+            return os.path.normpath(os.path.join(os.path.dirname(link), text))
+        return self.local_path(text)
 
     def _linked(self, directory):
         """Symlinks in a data directory that pgBackRest restores as links: pg_wal and the tablespaces."""
@@ -162,16 +176,14 @@ class DirectoryPlace(DataPlace):
     def _rename_with_links(self, source, destination, suffix):
         """Rename a data directory, and each linked directory beside its destination with the same suffix;
         the renamed data directory's links follow."""
-        links = self._linked(source)
+        links = [(link, self._link_target(link), os.readlink(link)) for link in self._linked(source)]
         os.rename(source, destination)
-        for link in links:
+        for link, target, text in links:
+            if target and os.path.exists(target):
+                os.rename(target, target + suffix)
             moved_link = os.path.join(destination, os.path.relpath(link, source))
-            old = os.readlink(moved_link)
-            new = old + suffix
-            if os.path.exists(old):
-                os.rename(old, new)
             os.unlink(moved_link)
-            os.symlink(new, moved_link)
+            os.symlink(text + suffix, moved_link)
 
     def move_aside(self, stamp, mark=KEPT):
         like = os.stat(self.local)
@@ -185,17 +197,15 @@ class DirectoryPlace(DataPlace):
         os.rmdir(self.local)
         # The kept copy's links point at <dir>.pre-restore-<stamp>: give those their names back.
         suffix = KEPT + kept.stamp
-        links = self._linked(kept.local)
         os.rename(kept.local, self.local)
         for link in self._linked(self.local):
-            target = os.readlink(link)
-            if target.endswith(suffix):
+            text, target = os.readlink(link), self._link_target(link)
+            if text.endswith(suffix) and target:
                 original = target[:-len(suffix)]
                 if os.path.exists(target) and not os.path.exists(original):
                     os.rename(target, original)
                 os.unlink(link)
-                os.symlink(original, link)
-        del links
+                os.symlink(text[:-len(suffix)], link)
         return current
 
     def manual_put_back(self, kept, stop, start):

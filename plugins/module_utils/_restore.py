@@ -364,10 +364,12 @@ class Restore(object):
             if request.type in TARGET_SETTINGS:
                 options.append('--target=%s' % request.target)
             options.append('--target-action=%s' % request.target_action)
-        if timeline is not None:
-            options.append('--target-timeline=%d' % timeline)
-        elif request.timeline in ('latest', 'current'):
-            options.append('--target-timeline=%s' % request.timeline)
+        # pgBackRest takes --target-timeline only with these types (immediate and set stay on the backup's timeline).
+        if request.type in ('latest', 'time', 'xid', 'lsn', 'name'):
+            if timeline is not None:
+                options.append('--target-timeline=%d' % timeline)
+            elif request.timeline in ('latest', 'current'):
+                options.append('--target-timeline=%s' % request.timeline)
         if self.place.kind == 'directory' and self.place.linked():
             options.append('--link-all')
         if resume:

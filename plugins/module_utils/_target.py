@@ -282,13 +282,10 @@ class HostTarget(Target):
         return DirectoryPlace(pg_path)
 
     def _service(self, action):
-        argv = [_which('service'), self.service, action]
-        self.record(argv)
-        done = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False,
-                              env=dict(os.environ, PATH=_with_default_path(os.environ.get('PATH'))))
-        if done.returncode != 0:
+        done = self.run([_which('service'), self.service, action], user=pwd.getpwuid(os.geteuid()).pw_name)
+        if done.rc != 0:
             raise ChronosError('Unable to %s PostgreSQL: service %s %s exited %s: %s' % (
-                action, self.service, action, done.returncode, _text(done.stderr or done.stdout).strip()))
+                action, self.service, action, done.rc, done.output))
 
     def user_ids(self, user):
         try:

@@ -135,7 +135,8 @@ def main():
                 raise ChronosError('PostgreSQL on %s still runs without WAL archiving after its restart: check '
                                    'postgresql.conf for an archive_mode or wal_level that overrides ALTER SYSTEM.'
                                    % target.describe(), **result)
-        if params['check'] == 'always' or (params['check'] == 'changed' and changed):
+        # pgbackrest check would fail while archive_mode still waits for a restart the caller did not allow.
+        if not result['restart_needed'] and (params['check'] == 'always' or (params['check'] == 'changed' and changed)):
             run.pgbackrest.run('check', attempt='check stanza %s' % run.pgbackrest.stanza)
             result['checked'] = True
         run.exit(changed=changed, **result)

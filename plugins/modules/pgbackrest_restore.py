@@ -230,6 +230,8 @@ def main():
         else:
             procedure = Restore(target, run.pgbackrest, request)
         plan = procedure.plan()
+        if run.check_mode and ('restore' in plan['steps'] or 'resume' in plan['steps']):
+            run.pgbackrest.plan('restore', *plan['options'])
         if not plan['steps'] or run.check_mode:
             run.exit(changed=bool(plan['steps']), plan=_without_options(plan))
         result = procedure.execute(plan)

@@ -227,7 +227,7 @@ def main():
         check_schedule(params)
         changed = []
         settings = dict((name, params.get(name)) for name in (
-            'stanza', 'config', 'container', 'os_user', 'pg_user', 'pg_port', 'pg_socket_path', 'pg_bin_path',
+            'stanza', 'config', 'binary', 'container', 'os_user', 'pg_user', 'pg_port', 'pg_socket_path', 'pg_bin_path',
             'pg_service', 'container_stop_timeout', 'pg_path', 'metrics_dir', 'repository', 'log', 'full_weekday'))
         settings.update(wrapper=params['wrapper_path'], drill=dict(
             (key, value) for key, value in (params['drill'] or {}).items()

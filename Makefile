@@ -7,7 +7,10 @@ SHELL := /bin/bash
 ROOT := $(CURDIR)
 # Puts the virtualenv first on PATH and the lab's secrets in the environment.
 WITH_ENV := eval "$$(scripts/lab-env.sh)"; export PATH="$(ROOT)/.venv/bin:$$PATH" ANSIBLE_CONFIG="$(ROOT)/ansible.cfg";
-MOLECULE_SCENARIOS := default backup restore monitoring container
+# Two lanes that run side by side (scripts/molecule.sh): the database-host scenarios, and the container scenarios,
+# which all manage this machine as their Docker host.
+MOLECULE_HOST_LANE := host host-trixie monitoring
+MOLECULE_CONTAINER_LANE := container container18 container-trixie
 
 .PHONY: bootstrap lab lab-container lab-down test unit rules sanity lint collection molecule bench
 PROMTOOL := .build/prometheus/usr/bin/promtool
@@ -49,7 +52,7 @@ collection:
 	scripts/collection-check.sh
 
 molecule:
-	$(WITH_ENV) for scenario in $(MOLECULE_SCENARIOS); do molecule test --scenario-name "$$scenario"; done
+	$(WITH_ENV) scripts/molecule.sh "$(MOLECULE_HOST_LANE)" "$(MOLECULE_CONTAINER_LANE)"
 
 bench: bootstrap
 	$(WITH_ENV) python bench/bench.py $(BENCH_ARGS)

@@ -9,8 +9,13 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD="$ROOT/.build"
 VENV="$ROOT/.venv"
 BASE_IMAGE=chronos-pgbackrest/base:bookworm
+TRIXIE_BASE_IMAGE=chronos-pgbackrest/base:trixie
 S3_IMAGE=chronos-pgbackrest/s3:bookworm
+# The users' chronos-db, in the official postgres image's two layouts (lab/images/postgres/Dockerfile), on both
+# Debian releases the lab tests: together they bracket production's PostgreSQL 16.4 and pgBackRest 2.51.
 POSTGRES_IMAGE=chronos-pgbackrest/postgres:bookworm
+POSTGRES18_IMAGE=chronos-pgbackrest/postgres:bookworm-18-layout
+TRIXIE_POSTGRES_IMAGE=chronos-pgbackrest/postgres:trixie
 LAB_S3_HOST=s3.chronos.lab
 
 log() { printf '==> %s\n' "$*"; }
@@ -62,38 +67,43 @@ image_current() {
   [[ "$(docker image inspect -f '{{ index .Config.Labels "chronos.inputs" }}' "$image" 2>/dev/null)" == "$inputs" ]]
 }
 
-base_image() {
-  local inputs
-  inputs=$(declare -f base_image | sha256sum | cut -c1-16)
-  image_current "$BASE_IMAGE" "$inputs" && return
-  log "building $BASE_IMAGE with debootstrap (about a minute)"
-  local rootfs
+base_image() {  # Debian release: bookworm (PostgreSQL 15, pgBackRest 2.45) or trixie (PostgreSQL 17, pgBackRest 2.55)
+  local release=$1 image="chronos-pgbackrest/base:$1" inputs rootfs include later=()
+  include=python3,python3-apt,sudo,acl,procps,ca-certificates,locales
+  # trixie's cron wants a sysusers implementation, and debootstrap would pick systemd, which it cannot configure in
+  # its chroot: take the standalone one first, then cron with apt.
+  if [[ "$release" == bookworm ]]; then include+=,cron; else include+=,systemd-standalone-sysusers; later=(cron); fi
+  inputs=$( (declare -f base_image; echo "$release") | sha256sum | cut -c1-16)
+  image_current "$image" "$inputs" && return
+  log "building $image with debootstrap (about a minute)"
   rootfs=$(mktemp -d /var/tmp/chronos-rootfs.XXXXXX)
-  debootstrap --variant=minbase \
-    --include=python3,python3-apt,sudo,acl,procps,ca-certificates,cron,locales \
-    bookworm "$rootfs" http://deb.debian.org/debian >"$BUILD/debootstrap.log" 2>&1 \
-    || { echo "debootstrap failed; see $BUILD/debootstrap.log" >&2; exit 1; }
+  debootstrap --variant=minbase --include="$include" "$release" "$rootfs" http://deb.debian.org/debian >"$BUILD/debootstrap-$release.log" 2>&1 \
+    || { echo "debootstrap failed; see $BUILD/debootstrap-$release.log" >&2; exit 1; }
   rm -f "$rootfs/etc/apt/sources.list"
-  cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<'SOURCES'
+  cat >"$rootfs/etc/apt/sources.list.d/debian.sources" <<SOURCES
 Types: deb
 URIs: http://deb.debian.org/debian
-Suites: bookworm bookworm-updates
+Suites: $release $release-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 
 Types: deb
 URIs: http://deb.debian.org/debian-security
-Suites: bookworm-security
+Suites: $release-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 SOURCES
+  if ((${#later[@]})); then
+    chroot "$rootfs" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive chroot "$rootfs" apt-get install -y -qq --no-install-recommends "${later[@]}" >/dev/null
+  fi
   echo 'en_US.UTF-8 UTF-8' >"$rootfs/etc/locale.gen"
   chroot "$rootfs" locale-gen >/dev/null
   chroot "$rootfs" apt-get clean
   tar -C "$rootfs" -c . | docker import \
     --change 'ENV LANG=en_US.UTF-8' \
     --change "LABEL chronos.inputs=$inputs" \
-    --change 'CMD ["sleep", "infinity"]' - "$BASE_IMAGE" >/dev/null
+    --change 'CMD ["sleep", "infinity"]' - "$image" >/dev/null
   rm -rf "$rootfs"
 }
 
@@ -113,12 +123,14 @@ s3_image() {
   rm -rf "$tmp"
 }
 
-postgres_image() {
-  local context="$ROOT/lab/images/postgres" inputs
-  inputs=$( (cat "$context"/*; docker image inspect -f '{{ .Id }}' "$BASE_IMAGE") | sha256sum | cut -c1-16)
-  image_current "$POSTGRES_IMAGE" "$inputs" && return
-  log "building $POSTGRES_IMAGE (PostgreSQL as the container's main process, pgBackRest inside)"
-  docker build -q --label "chronos.inputs=$inputs" -t "$POSTGRES_IMAGE" "$context" >/dev/null
+postgres_image() {  # image, base image, then build arguments
+  local image=$1 base=$2 context="$ROOT/lab/images/postgres" inputs
+  shift 2
+  inputs=$( (cat "$context"/*; echo "$@"; docker image inspect -f '{{ .Id }}' "$base") | sha256sum | cut -c1-16)
+  image_current "$image" "$inputs" && return
+  log "building $image (the official postgres image's layout, pgBackRest inside, no python3)"
+  docker build -q --label "chronos.inputs=$inputs" --build-arg "BASE=$base" "${@/#/--build-arg=}" -t "$image" \
+    "$context" >/dev/null
 }
 
 tls() {
@@ -166,7 +178,15 @@ for step in "${steps[@]}"; do
     packages) packages ;;
     venv) venv ;;
     docker) docker_engine ;;
-    images) docker_engine; base_image; s3_image; postgres_image ;;
+    images)
+      docker_engine; base_image bookworm; base_image trixie; s3_image
+      postgres_image "$POSTGRES_IMAGE" "$BASE_IMAGE" PG_MAJOR=15 PGDATA=/var/lib/postgresql/data \
+        VOLUME_PATH=/var/lib/postgresql/data
+      postgres_image "$POSTGRES18_IMAGE" "$BASE_IMAGE" PG_MAJOR=15 PGDATA=/var/lib/postgresql/15/docker \
+        VOLUME_PATH=/var/lib/postgresql
+      postgres_image "$TRIXIE_POSTGRES_IMAGE" "$TRIXIE_BASE_IMAGE" PG_MAJOR=17 PGDATA=/var/lib/postgresql/data \
+        VOLUME_PATH=/var/lib/postgresql/data
+      ;;
     tls) tls ;;
     collection) collection ;;
     promtool) promtool_binary ;;

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # The embedded lab, on a Docker network of its own, with `chronos-s3` serving the S3 API over TLS as
-# s3.chronos.lab. Two layouts of `chronos-db`:
-#   host       a Debian container playing a database host; Ansible manages it over the docker connection.
-#   container  production's layout: PostgreSQL is the container's main process (official-image style
-#              entrypoint), pgBackRest is inside, /etc/pgbackrest is bind-mounted from this machine,
-#              which is the Docker host Ansible manages.
-# Usage: scripts/lab.sh up [host|container] | down | status
+# s3.chronos.lab. Three layouts of `chronos-db`:
+#   host         a Debian container playing a database host; Ansible manages it over the docker connection.
+#   container    production's chronos-db: the official postgres image's layout (PGDATA is the volume's root,
+#                POSTGRES_USER=prometheus is the only superuser, no python3, PostgreSQL as PID 1, restart policy
+#                unless-stopped) with pgBackRest inside, and /etc/pgbackrest/pgbackrest.conf bind-mounted from this
+#                machine as a single file, as the guide does. This machine is the Docker host Ansible manages.
+#   container18  the same with the official image's PostgreSQL 18 layout: the volume at /var/lib/postgresql,
+#                PGDATA below it.
+#   container-trixie  the container layout on Debian 13 (PostgreSQL 17, pgBackRest 2.55.1).
+# Usage: scripts/lab.sh up [host|container|container18|container-trixie] | down | status
 # CHRONOS_LAB_DB, CHRONOS_LAB_S3 and CHRONOS_LAB_NETWORK rename the containers and the network (molecule).
 set -euo pipefail
 
@@ -13,10 +17,15 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DB=${CHRONOS_LAB_DB:-chronos-db}
 S3=${CHRONOS_LAB_S3:-chronos-s3}
 NETWORK=${CHRONOS_LAB_NETWORK:-chronos-lab}
+STANZA=${CHRONOS_LAB_STANZA:-chronos-v2}
 BASE_IMAGE=chronos-pgbackrest/base:bookworm
 S3_IMAGE=chronos-pgbackrest/s3:bookworm
-POSTGRES_IMAGE=chronos-pgbackrest/postgres:bookworm
-# What the container layout bind-mounts from this machine.
+declare -A IMAGE=([host]=$BASE_IMAGE [container]=chronos-pgbackrest/postgres:bookworm
+                  [container18]=chronos-pgbackrest/postgres:bookworm-18-layout
+                  [container-trixie]=chronos-pgbackrest/postgres:trixie)
+declare -A VOLUME_AT=([container]=/var/lib/postgresql/data [container18]=/var/lib/postgresql
+                      [container-trixie]=/var/lib/postgresql/data)
+# What the container layouts bind-mount from this machine.
 HOST_DIR=$ROOT/.build/lab/$DB
 
 running() { [[ "$(docker inspect -f '{{ .State.Running }}' "$1" 2>/dev/null)" == true ]]; }
@@ -43,13 +52,14 @@ refuse_other_lab() {  # layout wanted
     exit 1
   fi
   image=$(docker inspect -f '{{ .Config.Image }}' "$DB" 2>/dev/null || true)
-  if [[ -n "$image" && "$image" != "$([[ $1 == host ]] && echo "$BASE_IMAGE" || echo "$POSTGRES_IMAGE")" ]]; then
-    echo "$DB runs the other lab layout (image $image). Run 'make lab-down' first." >&2
+  if [[ -n "$image" && "$image" != "${IMAGE[$1]}" ]]; then
+    echo "$DB runs another lab layout (image $image). Run 'make lab-down' first." >&2
     exit 1
   fi
 }
 
 up() {  # layout
+  [[ -n "${IMAGE[$1]:-}" ]] || { echo "unknown layout: $1 (host, container, container18, container-trixie)" >&2; exit 2; }
   refuse_other_lab "$1"
   docker network inspect "$NETWORK" >/dev/null 2>&1 || docker network create "$NETWORK" >/dev/null
   start "$S3" --network-alias s3.chronos.lab -v "$ROOT/.build/tls:/etc/s3-tls:ro" "$S3_IMAGE"
@@ -58,14 +68,15 @@ up() {  # layout
     return
   fi
   eval "$("$ROOT/scripts/lab-env.sh")"
-  mkdir -p "$HOST_DIR/pgbackrest" "$HOST_DIR/metrics"
+  # The guide mounts the configuration as a single file: it must exist first, or Docker makes a directory of it.
+  mkdir -p "$HOST_DIR"
+  [[ -f "$HOST_DIR/pgbackrest.conf" ]] || install -m 0600 -o 999 -g 999 /dev/null "$HOST_DIR/pgbackrest.conf"
   # The official image's variables: the superuser and database the guide's commands use.
-  POSTGRES_PASSWORD=$CHRONOS_LAB_DB_PASSWORD start "$DB" \
+  POSTGRES_PASSWORD=$CHRONOS_LAB_DB_PASSWORD start "$DB" --restart unless-stopped \
     -e POSTGRES_USER=prometheus -e POSTGRES_DB=chronos_db -e POSTGRES_PASSWORD \
-    -v "$DB-data:/var/lib/postgresql" \
-    -v "$HOST_DIR/pgbackrest:/etc/pgbackrest" \
-    -v "$HOST_DIR/metrics:/var/lib/prometheus/node-exporter" \
-    "$POSTGRES_IMAGE"
+    -v "$DB-data:${VOLUME_AT[$1]}" \
+    -v "$HOST_DIR/pgbackrest.conf:/etc/pgbackrest/pgbackrest.conf" \
+    "${IMAGE[$1]}"
   echo "==> waiting for PostgreSQL in $DB"
   for _ in $(seq 60); do
     docker exec -u postgres "$DB" pg_isready -q 2>/dev/null && return
@@ -77,13 +88,17 @@ up() {  # layout
 }
 
 down() {
-  docker rm -f "$DB" "$S3" >/dev/null 2>&1 || true
-  docker volume rm "$DB-data" >/dev/null 2>&1 || true
+  local volume
+  docker rm -f "$DB" "$S3" "$DB-pgbackrest-helper" "$DB-pgbackrest-drill" >/dev/null 2>&1 || true
+  for volume in "$DB-data" $(docker volume ls -q --filter "label=chronos.pgbackrest.kept-from=$DB-data"); do
+    docker volume rm "$volume" >/dev/null 2>&1 || true
+  done
   docker network rm "$NETWORK" >/dev/null 2>&1 || true
   rm -rf "$HOST_DIR"
-  # The container layout's cron entries on this machine (site.yml installs them), when they are this lab's.
-  if grep -qs -- "docker exec $DB " /etc/cron.d/pgbackrest-chronos-v2; then
-    rm -f /etc/cron.d/pgbackrest-chronos-v2
+  # What site.yml put on this machine for the container layouts, when it is this lab's.
+  if grep -qs "\"container\": \"$DB\"" "/etc/chronos-pgbackrest/$STANZA.json"; then
+    rm -f "/etc/cron.d/pgbackrest-${STANZA//./_}" "/etc/chronos-pgbackrest/$STANZA.json" \
+      /var/lib/prometheus/node-exporter/pgbackrest_"$STANZA"_*.prom "/run/lock/chronos-pgbackrest/$STANZA.lock"
   fi
   echo "==> lab removed"
 }
@@ -92,5 +107,5 @@ case "${1:-}" in
   up) up "${2:-host}" ;;
   down) down ;;
   status) docker ps -a --filter "network=$NETWORK" --format 'table {{.Names}}\t{{.Status}}\t{{.Image}}' ;;
-  *) echo "usage: $0 up [host|container] | down | status" >&2; exit 2 ;;
+  *) echo "usage: $0 up [host|container|container18|container-trixie] | down | status" >&2; exit 2 ;;
 esac

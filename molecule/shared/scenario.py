@@ -1,30 +1,52 @@
-"""Helpers every scenario's tests share: the database host and the S3 endpoint of the scenario, psql,
-the bucket's keys, the collection's modules through Ansible, and playbook runs against the scenario's
-own inventory. A scenario's tests/conftest.py imports everything from here."""
+"""What every scenario's tests share, loaded as a pytest plugin (-p scenario, .config/molecule/config.yml): the
+scenario's database host (a Debian container in the host layout, or this machine as the Docker host of the
+PostgreSQL container in the container layouts), its S3 endpoint, psql, the bucket's keys, the collection's modules
+through Ansible, playbook runs against the scenario's own inventory, and the guide's commands."""
 
 import json
 import os
+import re
 import shlex
 import subprocess
+import tempfile
+import time
 
 import pytest
 import testinfra
 
 SCENARIO = os.environ.get("MOLECULE_SCENARIO_NAME", "default")
-DB_HOST = "chronos-db-%s" % SCENARIO
+CONTAINER_LAYOUT = SCENARIO.startswith("container")
+# The database host Ansible manages: a Debian container, or this machine (the Docker host) in the container layouts.
+MANAGED = "docker-host" if CONTAINER_LAYOUT else "chronos-db-%s" % SCENARIO
+# Where PostgreSQL runs.
+DB_CONTAINER = "chronos-db-%s" % SCENARIO
 S3_HOST = "chronos-s3-%s" % SCENARIO
 NETWORK = "chronos-molecule-%s" % SCENARIO
 S3_ALIAS = "s3.chronos.lab"
 STANZA = "chronos-v2"
 CONFIG = "/etc/pgbackrest/pgbackrest.conf"
 WRAPPER = "/usr/local/bin/pgbackrest-backup.sh"
+PROGRAM = "/usr/local/bin/chronos-pgbackrest"
+CRON_FILE = "/etc/cron.d/pgbackrest-%s" % STANZA
+CRON_LOG = "/var/log/chronos-backup-cron.log"
+METRICS_DIR = "/var/lib/prometheus/node-exporter"
+SUPERUSER = "prometheus" if CONTAINER_LAYOUT else "postgres"
 PROJECT = os.environ.get("MOLECULE_PROJECT_DIRECTORY", os.getcwd())
-SECRET_VARIABLES = ("CHRONOS_LAB_CIPHER_PASS", "CHRONOS_LAB_S3_KEY", "CHRONOS_LAB_S3_KEY_SECRET")
+GUIDE = os.path.join(PROJECT, "..", "shared", "reference", "postgresql-backup-guide.md")
+SECRET_VARIABLES = ("CHRONOS_LAB_CIPHER_PASS", "CHRONOS_LAB_S3_KEY", "CHRONOS_LAB_S3_KEY_SECRET",
+                    "CHRONOS_LAB_DB_PASSWORD")
 
 
 @pytest.fixture(scope="module")
 def db():
-    return testinfra.get_host("docker://%s" % DB_HOST)
+    """The container PostgreSQL runs in."""
+    return testinfra.get_host("docker://%s" % DB_CONTAINER)
+
+
+@pytest.fixture(scope="module")
+def managed():
+    """The host Ansible manages and the scheduled jobs run on."""
+    return testinfra.get_host("local://" if CONTAINER_LAYOUT else "docker://%s" % MANAGED)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +59,18 @@ def inventory():
 
 
 def psql(host, sql, database="postgres"):
-    return host.check_output("runuser -u postgres -- psql -XAtq -d %s -c %s", database, sql)
+    """One SQL statement as the superuser, through the socket, in the PostgreSQL container."""
+    return host.check_output("runuser -u postgres -- psql -XAtq -U %s -d %s -c %s", SUPERUSER, database, sql)
+
+
+def pg_major(db):
+    """PostgreSQL's major version where it runs ('15' on Debian 12, '17' on Debian 13)."""
+    return str(int(psql(db, "SHOW server_version_num")) // 10000)
+
+
+def pgbackrest_version(db):
+    """pgBackRest's version where it runs, as a tuple: (2, 45) or (2, 55, 1)."""
+    return tuple(int(part) for part in db.check_output("pgbackrest version").split()[-1].split("."))
 
 
 def lsn(text):
@@ -65,10 +98,12 @@ def secrets():
     return [os.environ[name] for name in SECRET_VARIABLES if os.environ.get(name)]
 
 
-def run_playbook(playbook="site.yml", extra_vars=None, verbosity=0, check=False):
+def run_playbook(playbook="site.yml", extra_vars=None, verbosity=0, check=False, environment=None, tags=None):
     """Run a playbook (a path from the repository root) against this scenario's instances; returns a
     CompletedProcess with stdout and stderr merged."""
     command = ["ansible-playbook", "-i", inventory(), os.path.join(PROJECT, playbook)]
+    if tags:
+        command += ["--tags", tags]
     if extra_vars:
         command += ["-e", json.dumps(extra_vars)]
     if verbosity:
@@ -76,22 +111,30 @@ def run_playbook(playbook="site.yml", extra_vars=None, verbosity=0, check=False)
     if check:
         command.append("--check")
     return subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, check=False,
-                          cwd=PROJECT)
+                          cwd=PROJECT, env=dict(os.environ, **(environment or {})))
 
 
-def module(name, on=DB_HOST, become_postgres=True, **args):
-    """Run one of the collection's modules on a host of this scenario (the database host, as postgres, unless
-    told otherwise) through the ansible command, and return its result, failed or not (result["failed"] is
-    True when the module failed)."""
-    arguments = " ".join("%s=%s" % (key, shlex.quote(str(value))) for key, value in args.items())
-    environment = dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")
-    become = ["-b", "--become-user", "postgres"] if become_postgres else []
-    completed = subprocess.run(
-        ["ansible", on, "-i", inventory()] + become + ["-m", "chronos.pgbackrest.%s" % name, "-a", arguments],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=False, env=environment, cwd=PROJECT)
+def module(name, check=False, environment=None, **args):
+    """Run one of the collection's modules on the managed host (as root; in the container layouts with container=
+    the scenario's container) in a one-task play, and return its result, failed or not (result["failed"] is True
+    when the module failed). environment puts variables in the module's environment."""
+    if CONTAINER_LAYOUT:
+        args.setdefault("container", DB_CONTAINER)
+    play = [{"hosts": MANAGED, "gather_facts": False, "tasks": [
+        {"chronos.pgbackrest.%s" % name: args, "environment": environment or {}, "check_mode": check}]}]
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", dir=os.environ.get("MOLECULE_EPHEMERAL_DIRECTORY"),
+                                     delete=False) as handle:
+        json.dump(play, handle)
+    try:
+        completed = subprocess.run(
+            ["ansible-playbook", "-i", inventory(), handle.name], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, check=False, cwd=PROJECT,
+            env=dict(os.environ, ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1"))
+    finally:
+        os.unlink(handle.name)
     try:
         output = json.loads(completed.stdout)
-        return output["plays"][0]["tasks"][0]["hosts"][on]
+        return output["plays"][0]["tasks"][0]["hosts"][MANAGED]
     except (ValueError, KeyError, IndexError):
         raise AssertionError("ansible gave no result for %s: %s %s" % (name, completed.stdout[-2000:],
                                                                        completed.stderr[-2000:]))
@@ -109,3 +152,65 @@ def labels():
 
 def docker(*args):
     subprocess.run(["docker"] + list(args), check=True, stdout=subprocess.DEVNULL)
+
+
+def docker_output(*args):
+    return subprocess.check_output(["docker"] + list(args), text=True).strip()
+
+
+def started_at():
+    """When PostgreSQL's postmaster started (a restart changes it)."""
+    return docker_output("exec", DB_CONTAINER, "runuser", "-u", "postgres", "--", "psql", "-XAtq", "-U", SUPERUSER,
+                         "-d", "postgres", "-c", "SELECT pg_postmaster_start_time()")
+
+
+def wait_until_ready(db, seconds=60):
+    for dummy in range(seconds):
+        if db.run("runuser -u postgres -- pg_isready -q").rc == 0:
+            return
+        time.sleep(1)
+    raise AssertionError("PostgreSQL did not come back in %s" % DB_CONTAINER)
+
+
+def archive_current_wal(db):
+    """Switch to a new WAL segment and wait until the finished one is archived."""
+    segment = psql(db, "SELECT pg_walfile_name(pg_switch_wal())")
+    for dummy in range(60):
+        if psql(db, "SELECT coalesce(last_archived_wal, '') >= '%s' FROM pg_stat_archiver" % segment) == "t":
+            return
+        time.sleep(1)
+    raise AssertionError("WAL segment %s was not archived within 60 s" % segment)
+
+
+def now_target(db):
+    """The server's clock as a restore target, to the microsecond (a target cut to whole seconds could fall before
+    the commit it is meant to follow)."""
+    return psql(db, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
+
+
+def cron_lines(managed_host):
+    """The cron file's job lines, split as cron does: five time fields, the user, the command."""
+    lines = managed_host.file(CRON_FILE).content_string.splitlines()
+    return [line.split(None, 6) for line in lines if re.match(r"^[0-9*]", line)]
+
+
+def run_as_cron(managed_host, command):
+    """A cron line's command as cron runs it: /bin/sh -c with an empty environment and PATH=/usr/bin:/bin."""
+    return managed_host.run("env -i PATH=/usr/bin:/bin HOME=/root SHELL=/bin/sh LOGNAME=root /bin/sh -c %s", command)
+
+
+def guide_commands(sections):
+    """The guide's `docker exec chronos-db ...` (and `docker logs`) lines in those sections, aimed at this scenario's
+    container."""
+    with open(GUIDE) as handle:
+        text = handle.read()
+    commands = []
+    for section in re.split(r"^## ", text, flags=re.M):
+        if not section.startswith(tuple(sections)):
+            continue
+        for block in re.findall(r"```bash\n(.*?)```", section, flags=re.S):
+            for line in block.splitlines():
+                match = re.search(r"(/usr/bin/)?docker (exec|logs) chronos-db .*", line)
+                if match:
+                    commands.append(match.group(0).replace("chronos-db ", "%s " % DB_CONTAINER, 1))
+    return commands

@@ -7,7 +7,7 @@ __metaclass__ = type
 
 
 class ModuleDocFragment(object):
-    # Options shared by every module (plugins/module_utils/_pgbackrest.py: pgbackrest_argument_spec).
+    # Options shared by every module (plugins/module_utils/_module.py: common_argument_spec).
     DOCUMENTATION = r'''
 options:
   stanza:
@@ -41,16 +41,53 @@ options:
     type: str
   container:
     description:
-      - Name of a running Docker container that holds PostgreSQL and pgBackRest (container mode). The module
-        then runs on the Docker host and runs pgbackrest inside the container as C(postgres) through the Docker
-        API; paths such as I(config) and I(pg_path) are paths inside the container.
-      - A missing or stopped container fails with a message saying so, and changes nothing.
+      - Name of the Docker container that holds PostgreSQL and pgBackRest (container mode). The module then runs on
+        the container's Docker host and runs pgbackrest and psql in the container through the Docker API; paths such
+        as I(config) and I(pg_path) are paths inside the container.
+      - A missing container, or one on another Docker host, fails with a message saying so and changes nothing.
     type: str
+  os_user:
+    description:
+      - The operating-system user PostgreSQL and pgBackRest run as on the target. Commands run as this user
+        (through C(runuser) when the module runs as root on a host, as the exec's user in a container).
+    type: str
+    default: postgres
+  pg_user:
+    description:
+      - The PostgreSQL superuser to connect as. By default C(postgres) on a host, and in container mode the
+        container's C(POSTGRES_USER) (the official image's only superuser), else C(postgres).
+    type: str
+  pg_port:
+    description:
+      - PostgreSQL's port.
+    type: int
+    default: 5432
+  pg_socket_path:
+    description:
+      - PostgreSQL's unix socket directory on the target.
+    type: path
+    default: /var/run/postgresql
+  pg_bin_path:
+    description:
+      - Directory of PostgreSQL's programs (pg_ctl, pg_controldata, psql) on the target, when they are not on the
+        C(PATH), as on Debian (C(/usr/lib/postgresql/<version>/bin)).
+    type: path
+  pg_service:
+    description:
+      - On a host, the service that starts and stops PostgreSQL.
+    type: str
+    default: postgresql
+  container_stop_timeout:
+    description:
+      - In container mode, seconds C(docker stop) waits for PostgreSQL's shutdown before killing it.
+    type: int
+    default: 60
 notes:
-  - Run the module as the user that owns the PostgreSQL cluster (C(become_user=postgres)), so that the files
-    pgBackRest writes (logs, locks, spool) belong to that user. With I(container), run it as a user that may
-    use the Docker socket (root); pgbackrest itself still runs as C(postgres) in the container.
+  - Run the module as root (C(become=true)) or as I(os_user). pgbackrest and psql always run as I(os_user), so the
+    files pgBackRest writes (logs, locks, spool) belong to that user. In container mode root is needed for the Docker
+    socket.
+  - Every module reports what it ran in C(executed_commands), also when it fails.
 requirements:
-  - pgBackRest 2.45 or later on the managed host, or in the container with I(container).
+  - pgBackRest 2.45 or later on the managed host, or in the container with I(container); psql (PostgreSQL 12 or later).
   - With I(container), the Docker SDK for Python (C(docker), Debian package C(python3-docker)) on the Docker host.
 '''

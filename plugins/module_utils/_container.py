@@ -1,118 +1,380 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the chronos.pgbackrest collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Container mode: PostgreSQL and pgBackRest live in a Docker container and the modules run on its
-Docker host. Commands reach the container through the Docker API (the `docker` Python package), never
-through a shell, and secrets only through the exec's environment.
+"""A target that is a Docker container on this host, reached through the Docker API (the `docker` Python
+package), never through a shell. The layout is the official postgres image's: PostgreSQL is the container's
+main process, PGDATA and POSTGRES_USER come from the container's environment, and pgbackrest.conf is
+bind-mounted from this host (as a file or within a directory).
 
-While the container runs, commands are exec'd in it. A restore needs PostgreSQL stopped, and PostgreSQL
-is the container's main process, so then the command runs in a one-off container from the same image
-with the same volumes, network and environment, which is removed afterwards.
+While the container runs, commands are exec'd in it. When it is stopped (a restore stops PostgreSQL, which
+stops the container), they run in a helper container from the same image with the same volumes and network,
+which the caller removes when done (close()). Nothing secret is ever put into a container's configuration:
+secrets reach exec'd processes through their environment only, which Docker does not keep.
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import io
+import os
+import posixpath
 import tarfile
-import traceback
+import time
 
-from ansible.module_utils.basic import missing_required_lib
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
+    ChronosError, Target, _text, write_local_file)
 
-DOCKER_IMPORT_ERROR = None
-try:
-    import docker
-    from docker.errors import DockerException, NotFound
-except ImportError:
-    DOCKER_IMPORT_ERROR = traceback.format_exc()
-
-ONE_OFF_LABEL = 'chronos.pgbackrest.one-off-for'
+HELPER_LABEL = 'chronos.pgbackrest.helper-for'
+# A helper idles until it is removed; `sleep 1` in a loop works with coreutils and BusyBox alike.
+IDLE = ['sh', '-c', 'trap "exit 0" INT TERM; while :; do sleep 1; done']
+# exec_run takes no input: a script for stdin travels in this environment variable instead.
+STDIN_VARIABLE = 'CHRONOS_PGBACKREST_STDIN'
 
 
-class Container(object):
-    """One Docker container that holds PostgreSQL and pgBackRest."""
+def docker_client():
+    """docker.from_env(), or a ChronosError saying what to install."""
+    try:
+        import docker
+    except ImportError:
+        raise ChronosError('The Docker SDK for Python (docker) is missing on this Docker host: install it '
+                           '(apt install python3-docker; the pgbackrest role does) and run again.')
+    try:
+        return docker.from_env()
+    except Exception as exc:  # docker.errors.DockerException, or a socket error
+        raise ChronosError('Cannot reach the Docker engine: %s. Check that dockerd runs and that this user may '
+                           'use its socket (run as root). Nothing was changed.' % exc)
 
-    def __init__(self, module, name, user):
-        self.module = module
+
+def _not_found(exc):
+    return type(exc).__name__ in ('NotFound', 'ImageNotFound')
+
+
+class ContainerTarget(Target):
+    """One Docker container on this host that holds PostgreSQL and pgBackRest."""
+
+    kind = 'container'
+
+    def __init__(self, name, stop_timeout=60, config_path='/etc/pgbackrest/pgbackrest.conf', client=None, **settings):
+        super(ContainerTarget, self).__init__(**settings)
         self.name = name
-        self.user = user
-        if DOCKER_IMPORT_ERROR:
-            module.fail_json(msg=missing_required_lib('docker (the Docker SDK for Python)') +
-                             ' On a Debian Docker host: apt install python3-docker (the pgbackrest role does).',
-                             exception=DOCKER_IMPORT_ERROR)
+        self.config_path = config_path
+        # Only a restore runs commands while the container is stopped (in a helper); anything else is refused.
+        self.helper_when_stopped = False
+        self.stop_timeout = int(stop_timeout)
+        self.refuse_remote_engine()
+        self.client = client or docker_client()
         try:
-            self.client = docker.from_env()
             self.container = self.client.containers.get(name)
-        except NotFound:
-            module.fail_json(msg="Container '%s' does not exist on this Docker host (docker ps -a does not list it): "
-                                 "set the container option (pgbackrest_container) to the name of the PostgreSQL "
-                                 "container. Nothing was changed." % name)
-        except DockerException as exc:
-            module.fail_json(msg='Cannot reach the Docker engine to find container %s: %s. Check that dockerd runs '
-                                 'and that this user may use its socket. Nothing was changed.' % (name, exc))
+        except Exception as exc:
+            if _not_found(exc):
+                raise ChronosError("Container '%s' does not exist on this Docker host (docker ps -a does not list "
+                                   "it): set the container option (pgbackrest_container) to the name of the "
+                                   "PostgreSQL container. Nothing was changed." % name)
+            raise ChronosError('Cannot reach the Docker engine to find container %s: %s. Nothing was changed.'
+                               % (name, exc))
+        self._helper = None
+
+    # --- facts from the container's configuration --------------------------------------------------
+    def describe(self):
+        return "container '%s'" % self.name
+
+    @property
+    def environment(self):
+        pairs = (item.partition('=') for item in self.container.attrs.get('Config', {}).get('Env') or [])
+        return dict((name, value) for name, dummy, value in pairs)
+
+    @property
+    def default_superuser(self):
+        # The official image's initdb --username="$POSTGRES_USER": without it the superuser is postgres.
+        return self.environment.get('POSTGRES_USER') or 'postgres'
+
+    @property
+    def pgdata(self):
+        return self.environment.get('PGDATA')
+
+    @property
+    def mounts(self):
+        return self.container.attrs.get('Mounts') or []
+
+    @property
+    def image_id(self):
+        return self.container.attrs.get('Image') or self.container.image.id
+
+    @property
+    def restart_policy(self):
+        return (self.container.attrs.get('HostConfig') or {}).get('RestartPolicy') or {'Name': 'no'}
+
+    @property
+    def status(self):
+        self.container.reload()
+        return self.container.status
 
     @property
     def running(self):
-        self.container.reload()
-        return self.container.status == 'running'
+        return self.status == 'running'
 
-    def require_running(self):
-        if not self.running:
-            self.module.fail_json(msg="Container '%s' is not running (status: %s): start it (docker start %s) and "
-                                      "run again. Nothing was changed." % (self.name, self.container.status, self.name))
+    def refuse_remote_engine(self):
+        """The collection reads and writes the container's bind mounts and volumes on this host's disk: the
+        engine must be this host's."""
+        host = os.environ.get('DOCKER_HOST', '')
+        if host and not host.startswith('unix://'):
+            raise ChronosError("Container '%s' is on the Docker engine at %s, not on this host: run the collection "
+                               "on that Docker host itself (put it in the inventory). Nothing was changed."
+                               % (self.name, host))
 
-    def run(self, argv, environment=None, one_off=False):
-        """Run argv as self.user: exec'd in the running container, or with one_off=True in a one-off container
-        when it is stopped. Returns (rc, stdout, stderr) as text."""
+    def mount_for(self, path):
+        """The mount that holds path in the container (the deepest one), or None."""
+        path = posixpath.normpath(path)
+        holding = [mount for mount in self.mounts
+                   if path == mount.get('Destination') or path.startswith(mount.get('Destination', '').rstrip('/') + '/')]
+        return max(holding, key=lambda mount: len(mount['Destination'])) if holding else None
+
+    def host_path(self, path):
+        """Where a path of the container lies on this host's disk (through its bind mount or volume), or None
+        when it lies in the container's own filesystem."""
+        mount = self.mount_for(path)
+        if mount is None:
+            return None
+        relative = posixpath.relpath(posixpath.normpath(path), mount['Destination'])
+        source = mount.get('Source') or ''
+        if not source or not os.path.exists(source):
+            raise ChronosError("The %s %s of container '%s' is not on this host's disk (%s): is the container on "
+                               "another Docker host? Run the collection on that host. Nothing was changed." % (
+                                   mount.get('Type'), mount.get('Name') or source, self.name, path))
+        return source if relative == '.' else os.path.join(source, relative)
+
+    # --- processes ----------------------------------------------------------------------------------
+    def allow_commands_while_stopped(self):
+        self.helper_when_stopped = True
+
+    def _run(self, argv, user, env, stdin):
+        if stdin is not None:
+            env = dict(env, **{STDIN_VARIABLE: _text(stdin)})
+            argv = ['sh', '-c', 'printf "%%s" "$%s" | "$@"' % STDIN_VARIABLE, 'sh'] + argv
         if self.running:
-            rc, (stdout, stderr) = self.container.exec_run(argv, user=self.user, environment=environment or {},
-                                                           demux=True)
-            return rc, _text(stdout), _text(stderr)
-        if not one_off:
-            self.require_running()
-        return self._run_one_off(argv, environment or {})
+            where = self.container
+        elif self.helper_when_stopped:
+            where = self.helper()
+        else:
+            raise ChronosError("Container '%s' is not running (status: %s): start it (docker start %s) and run again. "
+                               "Nothing was changed." % (self.name, self.container.status, self.name))
+        try:
+            rc, (stdout, stderr) = where.exec_run(argv, user=user or '', environment=env, demux=True)
+        except Exception as exc:
+            raise ChronosError("Cannot run %s in %s: %s" % (argv[0], self.describe(), exc))
+        return rc, stdout or b'', stderr or b''
 
-    def _run_one_off(self, argv, environment):
+    def helper(self):
+        """A container from the same image, with the same volumes and network, idling until close(): where
+        commands run while the container is stopped. Files pgbackrest.conf points at outside the mounts (a CA
+        file the collection copied in) are copied along."""
+        if self._helper is not None:
+            return self._helper
         host_config = self.container.attrs.get('HostConfig') or {}
-        network_mode = host_config.get('NetworkMode') or 'default'
-        env = list(self.container.attrs.get('Config', {}).get('Env') or [])
-        env.extend('%s=%s' % item for item in sorted(environment.items()))
-        one_off = self.client.containers.create(
-            self.container.image.id, command=argv[1:], entrypoint=argv[:1], user=self.user, environment=env,
-            volumes_from=[self.container.id], network_mode=network_mode,
+        for leftover in self.client.containers.list(all=True, filters={'label': '%s=%s' % (HELPER_LABEL, self.name)}):
+            leftover.remove(force=True)
+        self._helper = self.client.containers.create(
+            self.image_id, entrypoint=IDLE[:1], command=IDLE[1:], user='root', volumes_from=[self.container.id],
+            network_mode=host_config.get('NetworkMode') or 'default',
             extra_hosts=_extra_hosts(host_config.get('ExtraHosts')), dns=host_config.get('Dns') or None,
-            labels={ONE_OFF_LABEL: self.name})
-        try:
-            one_off.start()
-            rc = one_off.wait().get('StatusCode')
-            stdout = one_off.logs(stdout=True, stderr=False)
-            stderr = one_off.logs(stdout=False, stderr=True)
-        finally:
-            one_off.remove(force=True)
-        return rc, _text(stdout), _text(stderr)
+            labels={HELPER_LABEL: self.name}, name='%s-pgbackrest-helper' % self.name)
+        self._helper.start()
+        copy_outside_mounts(self, self._helper)
+        return self._helper
 
+    def close(self):
+        if self._helper is not None:
+            try:
+                self._helper.remove(force=True)
+            finally:
+                self._helper = None
+
+    # --- files --------------------------------------------------------------------------------------
     def read_file(self, path):
-        """The bytes of one file in the container, running or not (the Docker archive API)."""
+        return read_container_file(self.container, path, self.name)
+
+    def write_file(self, path, content, uid, gid, mode, check_mode=False):
+        """Bind-mounted paths are written on this host (a file mounted on its own in place, keeping its inode);
+        anything else is copied into the container (lost if it is recreated: the role puts it back)."""
+        mount = self.mount_for(path)
+        if mount is not None and mount.get('Type') == 'bind':
+            host_path = self.host_path(path)
+            try:
+                return write_local_file(host_path, content, uid, gid, mode, check_mode,
+                                        in_place=posixpath.normpath(path) == mount['Destination'])
+            except (IOError, OSError) as exc:
+                raise ChronosError("Cannot write %s, bind-mounted into container '%s' as %s: %s. Make it writable "
+                                   "by root on this host. Nothing was changed." % (host_path, self.name, path, exc))
         try:
-            stream, dummy = self.container.get_archive(path)
-        except NotFound:
-            raise IOError('%s does not exist in container %s' % (path, self.name))
-        except DockerException as exc:
-            raise IOError('cannot read %s in container %s: %s' % (path, self.name, exc))
-        archive = tarfile.open(fileobj=io.BytesIO(b''.join(stream)))
-        member = archive.next()
-        if member is None or not member.isfile():
-            raise IOError('%s is not a file in container %s' % (path, self.name))
-        return archive.extractfile(member).read()
+            current = read_container_member(self.container, path)
+        except IOError:
+            current = None
+        if current is not None and (current[0], current[1].uid, current[1].gid, current[1].mode & 0o7777) == (
+                content, uid, gid, mode):
+            return False
+        if check_mode:
+            return True
+        put_file(self.container, path, content, uid, gid, mode)
+        return True
 
-    def is_empty_directory(self, path):
-        """Whether path is missing or an empty directory in the container."""
-        rc, stdout, dummy = self.run(['ls', '-A', path], one_off=True)
-        return rc != 0 or not stdout.strip()
+    def remove_file(self, path):
+        mount = self.mount_for(path)
+        if mount is not None and mount.get('Type') == 'bind':
+            host_path = self.host_path(path)
+            if os.path.lexists(host_path):
+                os.unlink(host_path)
+        else:
+            self.run(['rm', '-f', path], user='root')
+
+    def ensure_directory(self, path, uid, gid, mode, check_mode=False):
+        if self.run(['test', '-d', path], user='root').rc == 0:
+            return False
+        if not check_mode:
+            done = self.run(['install', '-d', '-o', str(uid), '-g', str(gid), '-m', '%o' % mode, path], user='root')
+            if done.rc != 0:
+                raise ChronosError('Cannot create %s in %s: %s' % (path, self.describe(), done.output))
+        return True
+
+    # --- PostgreSQL ---------------------------------------------------------------------------------
+    def postgresql_running(self, pg_path):
+        """PostgreSQL is the container's main process: it runs when the container runs."""
+        return self.running
+
+    def stop_postgresql(self, pg_path, timeout):
+        self.record(['docker', 'stop', '--time', str(self.stop_timeout), self.name])
+        self.container.stop(timeout=self.stop_timeout)
+
+    def start_postgresql(self):
+        self.record(['docker', 'start', self.name])
+        self.container.start()
+
+    def recover(self, pg_path, timeout, pause):
+        """Recover a restored data directory in the helper, stop it there cleanly, then start the container on
+        the recovered cluster. Recovery never runs as the container's main process, so a recovery that fails
+        never makes Docker restart the container over and over (restart policies always, unless-stopped,
+        on-failure): the container stays stopped and the error says why."""
+        log = '/tmp/chronos-pgbackrest-recovery.log'
+        pg_ctl = self.pg_tool('pg_ctl')
+        options = "-c listen_addresses='' -c unix_socket_directories=%s -p %d" % (self.socket_path, self.pg_port)
+        self.run([pg_ctl, '-D', pg_path, '-l', log, '-o', options, '-w', '-t', str(timeout), 'start'])
+
+        def alive():
+            return self.run([pg_ctl, '-D', pg_path, 'status']).rc == 0
+
+        def why_stopped():
+            lines = self.run(['tail', '-n', '40', log]).stdout.splitlines()
+            return ' '.join([line for line in lines if 'FATAL' in line or 'PANIC' in line][-3:]) or 'see %s' % log
+        self.wait_for_recovery(timeout, pause, alive, why_stopped)
+        stopped = self.run([pg_ctl, '-D', pg_path, '-m', 'fast', '-w', '-t', '120', 'stop'])
+        if stopped.rc != 0:
+            raise ChronosError('PostgreSQL recovered in the helper container but did not stop there: %s'
+                               % stopped.output, step='recover')
+        self.start_postgresql()
+        if not self.wait_until_running(30) or not self.wait_until_ready(timeout):
+            raise ChronosError("Container '%s' did not come back after the recovery: %s" % (
+                self.name, self.logs_errors()), step='start')
+        if pause:
+            self.wait_for_recovery(timeout, pause, lambda: self.running, self.logs_errors)
+
+    def _host_path_or_none(self, path):
+        try:
+            return self.host_path(path)
+        except ChronosError:
+            return None
+
+    def logs_errors(self):
+        lines = _text(self.container.logs(tail=40)).splitlines()
+        return ' '.join([line for line in lines if 'FATAL' in line or 'PANIC' in line][-3:]) or 'see docker logs %s' % self.name
+
+    def data_place(self, pg_path):
+        """Where the data directory's files lie on this host, and so how a restore keeps them."""
+        from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import (
+            BindRootPlace, DirectoryPlace, VolumeRootPlace)
+        mount = self.mount_for(pg_path)
+        if mount is None:
+            raise ChronosError("In container '%s', %s is on no volume: the data lives in the container's own "
+                               "filesystem and would not survive the restore. Nothing was changed." % (self.name, pg_path))
+        local = self.host_path(pg_path)
+        if posixpath.normpath(pg_path) != mount['Destination']:
+            return DirectoryPlace(local, self._host_path_or_none)
+        if mount.get('Type') == 'volume':
+            if mount.get('Driver', 'local') != 'local':
+                raise ChronosError("In container '%s', %s is the root of volume %s of driver %s: only local volumes "
+                                   "can have their files moved aside. Nothing was changed." % (
+                                       self.name, pg_path, mount.get('Name'), mount.get('Driver')))
+            return VolumeRootPlace(self.client, mount['Name'], local, self.name)
+        return BindRootPlace(local)
+
+    def user_ids(self, user):
+        done = self.run(['id', '-u', user], user='root')
+        group = self.run(['id', '-g', user], user='root')
+        if done.rc != 0 or group.rc != 0:
+            raise ChronosError("There is no user '%s' in %s: %s" % (user, self.describe(), done.output))
+        return int(done.stdout.strip()), int(group.stdout.strip())
+
+    def wait_until_running(self, timeout):
+        deadline = time.time() + timeout
+        while not self.running:
+            if time.time() >= deadline:
+                return False
+            time.sleep(0.5)
+        return True
 
 
-def _text(data):
-    return (data or b'').decode('utf-8', errors='replace')
+def read_container_member(container, path):
+    """(content bytes, TarInfo) of one file in a container, running or not (the Docker archive API)."""
+    try:
+        stream, dummy = container.get_archive(path)
+    except Exception as exc:
+        raise IOError('cannot read %s: %s' % (path, exc))
+    archive = tarfile.open(fileobj=io.BytesIO(b''.join(stream)))
+    member = archive.next()
+    if member is None or not member.isfile():
+        raise IOError('%s is not a file' % path)
+    return archive.extractfile(member).read(), member
+
+
+def read_container_file(container, path, name):
+    try:
+        return read_container_member(container, path)[0]
+    except IOError as exc:
+        raise IOError('%s in container %s' % (exc, name))
+
+
+def put_file(container, path, content, uid, gid, mode):
+    """Copy one file into a container (the Docker archive API), with its owner and mode."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode='w') as archive:
+        info = tarfile.TarInfo(name=posixpath.basename(path))
+        info.size, info.uid, info.gid, info.mode, info.mtime = len(content), uid, gid, mode, int(time.time())
+        archive.addfile(info, io.BytesIO(content))
+    if not container.put_archive(posixpath.dirname(path), data.getvalue()):
+        raise ChronosError('Docker refused to copy %s into container %s.' % (path, container.name))
+
+
+def copy_outside_mounts(target, into):
+    """Copy the files pgbackrest.conf names (repo*-ca-file) that the target holds outside its mounts into another
+    container made from the same image: a helper or a drill's scratch container."""
+    for path in ca_files(target):
+        if target.mount_for(path) is None:
+            try:
+                content, member = read_container_member(target.container, path)
+            except IOError:
+                continue
+            put_file(into, path, content, member.uid, member.gid, member.mode)
+
+
+def ca_files(target):
+    try:
+        text = _text(target.read_file(target.config_path))
+    except (IOError, OSError):
+        return []
+    files = []
+    for line in text.splitlines():
+        name, dummy, value = line.partition('=')
+        if name.strip().endswith(('-ca-file', '-storage-ca-file')) and value.strip():
+            files.append(value.strip())
+    return files
 
 
 def _extra_hosts(entries):

@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the chronos.pgbackrest collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The one place in this collection that runs pgbackrest and parses what it prints.
+"""The one place in this collection that runs pgbackrest and parses what it prints. pgbackrest runs on a
+target (_target.py): this host or a container.
 
 Secrets reach pgBackRest only through PGBACKREST_* environment variables: pgBackRest refuses
 them on the command line, and process arguments are visible to every user on the host.
@@ -10,15 +11,12 @@ them on the command line, and process arguments are visible to every user on the
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import errno
 import json
-import os
 import re
-import struct
 import time
 from datetime import datetime, timezone
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._container import Container
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
 # pgBackRest's stanza status codes (src/command/info/info.c).
 STATUS_OK = 0
@@ -60,25 +58,10 @@ ERROR_PARTS = {
 }
 
 LOCK_ERROR = 50
-# The user pgbackrest runs as inside a container: the official postgres image's, and Debian's.
-CONTAINER_USER = 'postgres'
 _ERROR_LINE = re.compile(r'ERROR: \[(\d{3})\]: (.*)')
 _DURATION = re.compile(r'^\s*(\d+)\s*([smhdw]?)\s*$')
 _DURATION_UNITS = {'': 1, 's': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
 BACKUP_COVERS = {'full': ('full',), 'diff': ('full', 'diff'), 'incr': ('full', 'diff', 'incr')}
-
-
-def pgbackrest_argument_spec():
-    """Options every module of this collection shares (documented in the pgbackrest doc fragment)."""
-    return dict(
-        stanza=dict(type='str', required=True),
-        config=dict(type='path'),
-        binary=dict(type='path'),
-        repo_cipher_pass=dict(type='str', no_log=True),
-        repo_s3_key=dict(type='str', no_log=True),
-        repo_s3_key_secret=dict(type='str', no_log=True),
-        container=dict(type='str'),
-    )
 
 
 def parse_error(stdout, stderr):
@@ -145,11 +128,16 @@ def parse_backup(raw):
         delta=info.get('delta'),
         repo_size=repository.get('size'),
         repo_delta=repository.get('delta'),
+        # Block incremental (2.46+; reported since 2.44): the maps' sizes.
+        repo_size_map=repository.get('size-map'),
+        repo_delta_map=repository.get('delta-map'),
         wal_start=archive.get('start'),
         wal_stop=archive.get('stop'),
         lsn_start=lsn.get('start'),
         lsn_stop=lsn.get('stop'),
         repo_key=database.get('repo-key'),
+        database_id=database.get('id'),
+        backrest_version=(raw.get('backrest') or {}).get('version'),
         error=raw.get('error'),
     )
 
@@ -157,18 +145,27 @@ def parse_backup(raw):
 def parse_stanza(raw):
     """One stanza of `info --output=json`, flattened; backups oldest first, as pgBackRest lists them."""
     status = raw.get('status') or {}
-    lock = ((status.get('lock') or {}).get('backup') or {}).get('held')
+    lock = (status.get('lock') or {}).get('backup') or {}
+    restore_lock = (status.get('lock') or {}).get('restore') or {}
     return dict(
         name=raw.get('name'),
         status=_status(status),
-        backup_running=lock,
+        backup_running=lock.get('held'),
+        # A running backup's progress (2.48+).
+        backup_progress_total=lock.get('size'),
+        backup_progress_complete=lock.get('size-cplt'),
+        # A running restore's progress (2.56+).
+        restore_progress_total=restore_lock.get('size'),
+        restore_progress_complete=restore_lock.get('size-cplt'),
         cipher=raw.get('cipher'),
         repos=[dict(key=repo.get('key'), cipher=repo.get('cipher'), status=_status(repo.get('status')))
                for repo in raw.get('repo') or []],
         db=[dict(id=db.get('id'), system_id=db.get('system-id'), version=db.get('version'),
                  repo_key=db.get('repo-key'))
             for db in raw.get('db') or []],
-        archive=[dict(id=archive.get('id'), min=archive.get('min'), max=archive.get('max'))
+        archive=[dict(id=archive.get('id'), min=archive.get('min'), max=archive.get('max'),
+                      database=dict(id=(archive.get('database') or {}).get('id'),
+                                    repo_key=(archive.get('database') or {}).get('repo-key')))
                  for archive in raw.get('archive') or []],
         backups=[parse_backup(backup) for backup in raw.get('backup') or []],
     )
@@ -237,141 +234,47 @@ def newest_backup(stanza, types=None, newer_than=None):
     return None
 
 
-_TARGET_TIME = re.compile(r'^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})(\.\d{1,6})?\s*(Z|UTC|[+-]\d{2}(?::?\d{2})?)$')
+class PgBackRestError(ChronosError):
+    """pgBackRest failed: the message names what was attempted, pgBackRest's error and what to do."""
 
-
-def parse_target_time(text):
-    """'2026-11-24 08:22:18+00' -> epoch seconds (float). The time zone is required: without one
-    PostgreSQL would read the target in the server's time zone, which may not be the operator's."""
-    match = _TARGET_TIME.match((text or '').strip())
-    if not match:
-        raise ValueError("'%s' is not a time with a time zone: write it like '2026-11-24 08:22:18+00'" % text)
-    day, clock, fraction, zone = match.groups()
-    try:
-        moment = datetime.strptime('%s %s' % (day, clock), '%Y-%m-%d %H:%M:%S')
-    except ValueError:
-        raise ValueError("'%s' is not a valid date and time" % text)
-    if zone in ('Z', 'UTC'):
-        offset = 0
-    else:
-        digits = zone[1:].replace(':', '')
-        hours, minutes = int(digits[:2]), int(digits[2:] or 0)
-        if hours > 15 or minutes > 59:
-            raise ValueError("'%s' is not a valid date and time: the time zone offset is out of range" % text)
-        offset = hours * 3600 + minutes * 60
-        offset = -offset if zone[0] == '-' else offset
-    epoch = (moment - datetime(1970, 1, 1)).total_seconds() - offset
-    return epoch + float(fraction or 0)
-
-
-def newest_wal_segment_path(stanza):
-    """Repository path of the directory holding the newest archived WAL segment, and its name; (None, None)
-    when nothing is archived."""
-    archives = [archive for archive in stanza['archive'] if archive['max']]
-    if not archives:
-        return None, None
-    archive = archives[-1]
-    return 'archive/%s/%s/%s' % (stanza['name'], archive['id'], archive['max'][:16]), archive['max']
-
-
-_LSN = re.compile(r'^([0-9A-Fa-f]{1,8})/([0-9A-Fa-f]{1,8})$')
-
-
-def parse_lsn(text):
-    """'0/3000088' -> an integer that orders like the LSN."""
-    match = _LSN.match((text or '').strip())
-    if not match:
-        raise ValueError("'%s' is not an LSN: write it like '0/3000088'" % text)
-    return (int(match.group(1), 16) << 32) | int(match.group(2), 16)
-
-
-def parse_repo_ls(text):
-    """`repo-ls --output=json` -> {name: {type, size, time}}."""
-    return json.loads(text)
-
-
-def read_local_file(path):
-    with open(path, 'rb') as handle:
-        return handle.read()
-
-
-def read_restored_state(pg_path, read=read_local_file):
-    """What a past pgBackRest restore left in pg_path: the start LSN of the backup it restored (from
-    backup_label, or backup_label.old once recovery began) and the recovery settings pgBackRest wrote
-    last into postgresql.auto.conf. None when pg_path shows no pgBackRest restore.
-    `read` returns a file's bytes (PgBackRest.read_file reads through a container)."""
-    start_lsn = None
-    for name in ('backup_label', 'backup_label.old'):
-        try:
-            label = read('%s/%s' % (pg_path, name)).decode('utf-8', 'replace')
-        except (IOError, OSError):
-            continue
-        for line in label.splitlines():
-            if line.startswith('START WAL LOCATION:'):
-                start_lsn = line.split()[3]
-        break
-    settings = None
-    try:
-        auto_conf = read('%s/postgresql.auto.conf' % pg_path).decode('utf-8', 'replace')
-    except (IOError, OSError):
-        auto_conf = ''
-    for line in auto_conf.splitlines():
-        if line.startswith('# Recovery settings generated by pgBackRest restore'):
-            settings = {}
-        elif settings is not None and '=' in line and not line.startswith('#'):
-            key, value = line.split('=', 1)
-            settings[key.strip()] = value.strip().strip("'")
-    if start_lsn is None or settings is None:
-        return None
-    return dict(start_lsn=start_lsn, settings=settings)
-
-
-def postgresql_running(pg_path):
-    """Whether a postmaster runs on pg_path: postmaster.pid names a live process."""
-    try:
-        with open('%s/postmaster.pid' % pg_path) as handle:
-            pid = int(handle.readline().strip())
-    except (IOError, OSError, ValueError):
-        return False
-    if pid <= 0:  # kill(0 or -1) would signal a process group, not a postmaster
-        return False
-    try:
-        os.kill(pid, 0)
-    except OverflowError:
-        return False
-    except OSError as exc:
-        return exc.errno == errno.EPERM
-    return True
-
-
-def read_cluster_identity(pg_path, read=read_local_file):
-    """(major version, system identifier) of the cluster in pg_path, read as pgBackRest reads them:
-    PG_VERSION, and the first 8 bytes of global/pg_control (native byte order)."""
-    version = read('%s/PG_VERSION' % pg_path).decode('ascii', 'replace').strip()
-    system_id = struct.unpack('=Q', read('%s/global/pg_control' % pg_path)[:8])[0]
-    return version, system_id
+    def __init__(self, attempt, completed, advice=None, **extra):
+        code, text = parse_error(completed.stdout, completed.stderr)
+        part, default_advice = error_part(code)
+        if code is None:
+            text = completed.output or 'no error message'
+        msg = 'Unable to %s: pgBackRest %s%s. %s' % (
+            attempt, 'error [%03d]: ' % code if code is not None else 'exited %s: ' % completed.rc, text,
+            advice or default_advice)
+        super(PgBackRestError, self).__init__(
+            msg, rc=completed.rc, stdout=completed.stdout, stderr=completed.stderr, error_code=code,
+            failed_part=part, cmd=' '.join(completed.argv), **extra)
+        self.code = code
+        self.part = part
 
 
 class PgBackRest(object):
-    """Runs pgbackrest for one module invocation and keeps the list of commands it ran or planned."""
+    """Runs pgbackrest on a target for one stanza, as the target's PostgreSQL user.
 
-    def __init__(self, module, one_off=False):
-        """With the container option, pgbackrest runs in that container as postgres; one_off=True lets a
-        command run in a one-off container from the same image while the container is stopped (restore)."""
-        self.module = module
-        params = module.params
-        self.stanza = params.get('stanza')
-        self.config = params.get('config')
-        self.one_off = one_off
-        self.container = None
-        if params.get('container'):
-            self.container = Container(module, params['container'], CONTAINER_USER)
-            self.binary = params.get('binary') or 'pgbackrest'
-        else:
-            self.binary = params.get('binary') or module.get_bin_path('pgbackrest', required=True)
-        self.environment = dict((variable, params[option]) for option, variable in SECRET_ENVIRONMENT.items()
-                                if params.get(option))
-        self.executed_commands = []
+    Secrets reach pgBackRest only through PGBACKREST_REPO1_* environment variables: pgBackRest refuses them
+    on the command line, and process arguments are visible to every user."""
+
+    def __init__(self, target, stanza, config=None, binary=None, secrets=None):
+        self.target = target
+        self.stanza = stanza
+        self.config = config
+        self.binary = binary or 'pgbackrest'
+        self.environment = dict((SECRET_ENVIRONMENT[option], value) for option, value in (secrets or {}).items()
+                                if value and option in SECRET_ENVIRONMENT)
+
+    @property
+    def executed_commands(self):
+        return self.target.executed_commands
+
+    def on(self, target=None, stanza=None):
+        """The same pgBackRest (binary, configuration, secrets) on another target or for another stanza."""
+        other = PgBackRest(target or self.target, stanza or self.stanza, self.config, self.binary)
+        other.environment = self.environment
+        return other
 
     def command(self, command, *options):
         argv = [self.binary]
@@ -391,72 +294,110 @@ class PgBackRest(object):
     def plan(self, command, *options):
         """Record a command without running it (check mode)."""
         argv = self.command(command, *options)
-        self.executed_commands.append(' '.join(argv))
+        self.target.record(argv)
         return argv
 
     def execute(self, command, *options):
-        """Run one pgbackrest command and return (rc, stdout, stderr, argv), whatever rc is."""
-        argv = self.plan(command, *options)
-        if self.container:
-            rc, stdout, stderr = self.container.run(argv, self.environment, one_off=self.one_off)
-        else:
-            # errors='replace': undecryptable bytes in pgBackRest's output must not make the result invalid UTF-8.
-            rc, stdout, stderr = self.module.run_command(argv, environ_update=self.environment, errors='replace')
-        return rc, stdout, stderr, argv
-
-    def read_file(self, path):
-        """The bytes of a file where PostgreSQL's files are: on this host, or in the container."""
-        return self.container.read_file(path) if self.container else read_local_file(path)
-
-    def postgresql_running(self, pg_path):
-        """In container mode PostgreSQL is the container's main process: it runs when the container runs."""
-        return self.container.running if self.container else postgresql_running(pg_path)
-
-    def is_empty_directory(self, path):
-        if self.container:
-            return self.container.is_empty_directory(path)
-        return not (os.path.isdir(path) and os.listdir(path))
+        """Run one pgbackrest command; returns Completed, whatever its exit code."""
+        return self.target.run(self.command(command, *options), env=self.environment)
 
     def run(self, command, *options, **kwargs):
-        """Run one pgbackrest command; on failure, fail the module saying what was attempted.
-        `attempt` is a sentence fragment like 'create stanza chronos-v2'."""
-        rc, stdout, stderr, argv = self.execute(command, *options)
-        if rc != 0:
-            self.fail(kwargs.get('attempt') or command, rc, stdout, stderr, argv)
-        return stdout, stderr
-
-    def fail(self, attempt, rc, stdout, stderr, argv=None, advice=None, **extra):
-        code, text = parse_error(stdout, stderr)
-        part, default_advice = error_part(code)
-        advice = advice or default_advice
-        if code is None:
-            text = (stderr or stdout or '').strip() or 'no error message'
-        msg = 'Unable to %s: pgBackRest %s%s. %s' % (
-            attempt, 'error [%03d]: ' % code if code is not None else 'exited %s: ' % rc, text, advice)
-        self.module.fail_json(msg=msg, rc=rc, stdout=stdout, stderr=stderr, error_code=code, failed_part=part,
-                              cmd=' '.join(argv) if argv else None, executed_commands=self.executed_commands,
-                              **extra)
+        """Run one pgbackrest command; raise PgBackRestError when it fails. `attempt` is a sentence fragment
+        like 'create stanza chronos-v2'."""
+        done = self.execute(command, *options)
+        if done.rc != 0:
+            raise PgBackRestError(kwargs.get('attempt') or command, done, advice=kwargs.get('advice'))
+        return done
 
     def info(self):
         """All stanzas `info` reports (only self.stanza when set), parsed."""
-        stdout, dummy = self.run('info', '--output=json', attempt='read the repository with pgbackrest info')
+        done = self.run('info', '--output=json', attempt='read the repository with pgbackrest info')
         try:
-            return parse_info(stdout)
+            return parse_info(done.stdout)
         except ValueError as exc:
-            self.module.fail_json(msg='Unable to parse the output of pgbackrest info --output=json: %s' % exc,
-                                  stdout=stdout, executed_commands=self.executed_commands)
+            raise ChronosError('Unable to parse the output of pgbackrest info --output=json: %s' % exc,
+                               stdout=done.stdout)
 
     def stanza_info(self):
         """The parsed info of self.stanza (pgBackRest reports a missing stanza with status 1)."""
         for stanza in self.info():
             if stanza['name'] == self.stanza:
                 return stanza
-        self.module.fail_json(msg="pgbackrest info did not report stanza '%s'" % self.stanza,
-                              executed_commands=self.executed_commands)
+        raise ChronosError("pgbackrest info did not report stanza '%s'" % self.stanza)
+
+    def usable_stanza(self, doing):
+        """The stanza's info, or a ChronosError saying why it cannot be used for `doing` ('back up')."""
+        stanza = self.stanza_info()
+        problem = stanza_problem(stanza)
+        if problem:
+            sentence, part, advice = problem
+            raise ChronosError('Cannot %s: %s. %s' % (doing, sentence, advice), failed_part=part, stanza=stanza)
+        return stanza
 
     def version(self):
-        stdout, dummy = self.run('version', attempt='read the pgBackRest version')
-        return stdout.strip().split()[-1]
+        words = self.run('version', attempt='read the pgBackRest version').stdout.split()
+        if not words:
+            raise ChronosError('pgbackrest version printed nothing on %s.' % self.target.describe())
+        return words[-1]
+
+    def repo_ls(self, path, recurse=False, attempt='list the repository'):
+        """`repo-ls --output=json path` -> {name: {type, size, time}} (names relative to path)."""
+        options = ['--output=json'] + (['--recurse'] if recurse else [])
+        done = self.run('repo-ls', *(options + [path]), attempt=attempt)
+        try:
+            return json.loads(done.stdout)
+        except ValueError as exc:
+            raise ChronosError('Unable to parse the output of pgbackrest repo-ls --output=json %s: %s' % (path, exc),
+                               stdout=done.stdout)
+
+
+def stanza_mismatch(stanza, cluster):
+    """A sentence when the stanza's current PostgreSQL identity is not the cluster's (version, system_id), else None."""
+    db = current_db(stanza)
+    if db is None or (str(db['version']), db['system_id']) == (cluster['version'], cluster['system_id']):
+        return None
+    return ("stanza '%s' belongs to PostgreSQL %s with system-id %s, but the cluster is PostgreSQL %s with "
+            "system-id %s" % (stanza['name'], db['version'], db['system_id'], cluster['version'], cluster['system_id']))
+
+
+def stanza_action(pgbackrest, cluster, state='present'):
+    """What the stanza needs for this cluster: (stanza info, 'stanza-create' | 'stanza-upgrade' | None), or a
+    ChronosError saying why the repository cannot serve it (unreachable, undecryptable, another cluster)."""
+    stanza = pgbackrest.stanza_info()
+    missing = stanza['status']['code'] == STATUS_MISSING_STANZA_PATH
+    problem = None if missing else stanza_problem(stanza)
+    if problem:
+        sentence, part, advice = problem
+        raise ChronosError('%s. %s' % (sentence, advice), failed_part=part, stanza=stanza, cluster=cluster)
+    if missing and state == 'upgraded':
+        raise ChronosError("Stanza '%s' does not exist, so there is nothing to upgrade: create it with state=present."
+                           % pgbackrest.stanza, stanza=stanza, cluster=cluster)
+    different = None if missing else stanza_mismatch(stanza, cluster)
+    if different and state == 'present':
+        raise ChronosError('%s. If PostgreSQL was upgraded to a new major version, run pgbackrest_stanza with '
+                           'state=upgraded (pgbackrest_stanza_state: upgraded in the role). If this is another cluster, '
+                           'give it a new stanza name: pgBackRest keeps a stanza to one cluster.' % different,
+                           failed_part='stanza', stanza=stanza, cluster=cluster)
+    return stanza, 'stanza-create' if missing else 'stanza-upgrade' if different else None
+
+
+_VERIFY_COUNTS = re.compile(r'missing: (\d+), checksum invalid: (\d+), size invalid: (\d+), other: (\d+)')
+
+
+def parse_verify(text):
+    """`verify --output=text` -> {'ok': bool, 'invalid': files and WAL found missing or invalid, 'lines': the report}.
+    pgBackRest exits 0 even when it finds problems: the report's status line tells."""
+    status = re.search(r'^\s*status: (\S+)', text or '', re.M)
+    invalid = sum(sum(int(count) for count in match) for match in _VERIFY_COUNTS.findall(text or ''))
+    return dict(ok=bool(status) and status.group(1) == 'ok' and invalid == 0, invalid=invalid,
+                lines=[line.rstrip() for line in (text or '').splitlines() if line.strip()])
+
+
+def version_at_least(version, wanted):
+    """'2.55.1' >= '2.46' -> True."""
+    def numbers(text):
+        return tuple(int(part) for part in re.findall(r'\d+', text)[:3])
+    return numbers(version) >= numbers(wanted)
 
 
 def now():

@@ -45,6 +45,30 @@ options:
       - With I(wait_for_lock), how long to wait for the lock, in the form of I(max_age).
     type: str
     default: 1h
+  metrics_dir:
+    description:
+      - Update the metrics in this directory on the managed host afterwards (node_exporter's textfile directory), as a
+        scheduled run does - the last run of this type and the repository's status - so an alert about a failed
+        scheduled backup resolves once a backup by hand succeeds.
+    type: path
+  progress:
+    description:
+      - Only report how far a backup that runs now got (for example one started with C(async)), in C(progress): from
+        pgBackRest's own figures - C(info) on 2.48 and later, else the percentages its log file records at detail level
+        for backups this module starts.
+    type: bool
+    default: false
+  log_path:
+    description:
+      - pgBackRest's log directory on the target, where I(progress) reads the backup's log.
+    type: path
+    default: /var/log/pgbackrest
+  if_none:
+    description:
+      - Back up only when the stanza has no backup at all; otherwise return the newest backup and change nothing.
+        The role's first backup uses it.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -94,6 +118,14 @@ backup:
     repo_size: 2839952
     wal_start: "000000010000000000000005"
     wal_stop: "000000010000000000000005"
+progress:
+  description: With I(progress), how far the running backup got, as a sentence.
+  returned: when progress is set
+  type: str
+summary:
+  description: The backup in one sentence.
+  returned: success
+  type: str
 reused:
   description: Whether an existing backup within I(max_age) was returned instead of taking one.
   returned: success
@@ -105,12 +137,16 @@ executed_commands:
   elements: str
 '''
 
+import re
 import time
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._jobs import refresh_status
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
-    BACKUP_COVERS, LOCK_ERROR, PgBackRest, newest_backup, now, parse_duration, parse_error, pgbackrest_argument_spec,
-    stanza_problem)
+    BACKUP_COVERS, LOCK_ERROR, PgBackRestError, newest_backup, now, parse_duration, parse_error)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
 LOCK_POLL_SECONDS = 5
 
@@ -123,57 +159,89 @@ def with_duration(backup):
     return backup
 
 
+def summary(backup, reused):
+    size = (backup['size'] or 0) / 2.0 ** 20
+    stored = (backup['repo_delta'] or 0) / 2.0 ** 20
+    return ('%s %s backup %s (prior %s): %s to %s (%s s), database %.1f MiB, %.1f MiB added to the repository, WAL %s to '
+            '%s.' % ('Reused' if reused else 'Took', backup['type'], backup['label'], backup['prior'] or 'none',
+                     backup['start_time'], backup['stop_time'], backup['duration'], size, stored, backup['wal_start'],
+                     backup['wal_stop']))
+
+
+def backup_progress(target, pgbackrest, log_path):
+    """A sentence on the running backup: pgBackRest's figures in info (2.48+), else the last percentage in its log."""
+    stanza = pgbackrest.stanza_info()
+    if not stanza['backup_running']:
+        return 'No backup of stanza %s runs now.' % pgbackrest.stanza
+    total, done = stanza['backup_progress_total'], stanza['backup_progress_complete']
+    if total:
+        return 'Backing up: %d of %d MiB (%d %%).' % (done // 2 ** 20, total // 2 ** 20, 100 * done // total)
+    tail = target.run(['tail', '-c', '65536', '%s/%s-backup.log' % (log_path, pgbackrest.stanza)]).stdout
+    shares = re.findall(r'backup file (\S+) \(.*?([\d.]+)%\)', tail)
+    if shares:
+        return 'Backing up: %s %% done (last file %s).' % (shares[-1][1], shares[-1][0].rsplit('/', 1)[-1])
+    return 'Backing up: started, no file copied yet.'
+
+
 def main():
-    argument_spec = pgbackrest_argument_spec()
-    argument_spec.update(
+    run = ModuleRun(dict(
         type=dict(type='str', choices=['full', 'diff', 'incr'], default='diff'),
         max_age=dict(type='str'),
+        if_none=dict(type='bool', default=False),
+        metrics_dir=dict(type='path'),
+        progress=dict(type='bool', default=False),
+        log_path=dict(type='path', default='/var/log/pgbackrest'),
         wait_for_lock=dict(type='bool', default=False),
         lock_timeout=dict(type='str', default='1h'),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    backup_type = module.params['type']
-    try:
-        max_age = parse_duration(module.params['max_age']) if module.params['max_age'] is not None else None
-        lock_timeout = parse_duration(module.params['lock_timeout'])
-    except ValueError as exc:
-        module.fail_json(msg='Invalid duration: %s. Nothing was run.' % exc)
+    ), supports_check_mode=True)
+    with run:
+        params, pgbackrest = run.params, run.pgbackrest
+        backup_type = params['type']
+        try:
+            max_age = parse_duration(params['max_age']) if params['max_age'] is not None else None
+            lock_timeout = parse_duration(params['lock_timeout'])
+        except ValueError as exc:
+            raise ChronosError('Invalid duration: %s. Nothing was run.' % exc)
 
-    pgbackrest = PgBackRest(module)
-    stanza = pgbackrest.stanza_info()
-    problem = stanza_problem(stanza)
-    if problem:
-        sentence, part, advice = problem
-        module.fail_json(msg='Cannot back up: %s. %s' % (sentence, advice), failed_part=part,
-                         executed_commands=pgbackrest.executed_commands)
-
-    if max_age is not None:
-        fresh = newest_backup(stanza, BACKUP_COVERS[backup_type], newer_than=now() - max_age)
+        if params['progress']:
+            run.exit(changed=False, progress=backup_progress(run.target, pgbackrest, params['log_path']))
+        if params['metrics_dir']:
+            _metrics.require_client()
+        stanza = pgbackrest.usable_stanza('back up')
+        fresh = newest_backup(stanza) if params['if_none'] else None
+        if max_age is not None:
+            fresh = newest_backup(stanza, BACKUP_COVERS[backup_type], newer_than=now() - max_age)
         if fresh:
-            module.exit_json(changed=False, reused=True, backup=with_duration(fresh),
-                             executed_commands=pgbackrest.executed_commands)
+            fresh = with_duration(fresh)
+            run.exit(changed=False, reused=True, backup=fresh, summary=summary(fresh, True))
 
-    options = ['--type=%s' % backup_type]
-    if module.check_mode:
-        pgbackrest.plan('backup', *options)
-        module.exit_json(changed=True, reused=False, backup=None, executed_commands=pgbackrest.executed_commands)
+        # At detail level pgBackRest logs each file with the share of the backup done so far: progress reads it.
+        options = ['--type=%s' % backup_type, '--log-level-file=detail']
+        if run.check_mode:
+            pgbackrest.plan('backup', *options)
+            run.exit(changed=True, reused=False, backup=None)
 
-    before = set(backup['label'] for backup in stanza['backups'])
-    deadline = now() + lock_timeout
-    while True:
-        rc, stdout, stderr, argv = pgbackrest.execute('backup', *options)
-        if rc == 0:
-            break
-        if parse_error(stdout, stderr)[0] == LOCK_ERROR and module.params['wait_for_lock'] and now() < deadline:
-            time.sleep(LOCK_POLL_SECONDS)
-            continue
-        pgbackrest.fail('take a %s backup of stanza %s' % (backup_type, pgbackrest.stanza), rc, stdout, stderr, argv)
-    made = [backup for backup in pgbackrest.stanza_info()['backups'] if backup['label'] not in before]
-    if not made:
-        module.fail_json(msg='pgbackrest backup succeeded, yet pgbackrest info lists no new backup.',
-                         executed_commands=pgbackrest.executed_commands)
-    module.exit_json(changed=True, reused=False, backup=with_duration(made[-1]),
-                     executed_commands=pgbackrest.executed_commands)
+        before = set(backup['label'] for backup in stanza['backups'])
+        with StanzaLock(pgbackrest.stanza, '%s backup (pgbackrest_backup)' % backup_type,
+                        wait=lock_timeout if params['wait_for_lock'] else 0):
+            started = deadline = now()
+            deadline += lock_timeout
+            while True:
+                done = pgbackrest.execute('backup', *options)
+                if done.rc == 0 or not (parse_error(done.stdout, done.stderr)[0] == LOCK_ERROR
+                                        and params['wait_for_lock'] and now() < deadline):
+                    break
+                time.sleep(LOCK_POLL_SECONDS)
+            if params['metrics_dir']:
+                _metrics.write_run(params['metrics_dir'], pgbackrest.stanza, backup_type, done.rc, started, now())
+                refresh_status(run.target, pgbackrest, params['metrics_dir'])
+        if done.rc != 0:
+            raise PgBackRestError('take a %s backup of stanza %s' % (backup_type, pgbackrest.stanza), done)
+        made = [backup for backup in pgbackrest.stanza_info()['backups'] if backup['label'] not in before]
+        if not made:
+            run.fail('pgbackrest backup succeeded, yet pgbackrest info lists no new backup.')
+        backup = with_duration(made[-1])
+        run.exit(changed=True, reused=False, backup=backup, summary=summary(backup, False))
 
 
 if __name__ == '__main__':

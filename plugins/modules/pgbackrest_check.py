@@ -63,19 +63,17 @@ executed_commands:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
-    PgBackRest, pgbackrest_argument_spec)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 
 
 def main():
-    module = AnsibleModule(argument_spec=pgbackrest_argument_spec(), supports_check_mode=True)
-    pgbackrest = PgBackRest(module)
-    if module.check_mode:
-        pgbackrest.plan('check')
-        module.exit_json(changed=False, ok=None, executed_commands=pgbackrest.executed_commands)
-    pgbackrest.run('check', attempt='check stanza %s' % pgbackrest.stanza)
-    module.exit_json(changed=False, ok=True, executed_commands=pgbackrest.executed_commands)
+    run = ModuleRun(supports_check_mode=True)
+    with run:
+        if run.check_mode:
+            run.pgbackrest.plan('check')
+            run.exit(changed=False, ok=None)
+        run.pgbackrest.run('check', attempt='check stanza %s' % run.pgbackrest.stanza)
+        run.exit(changed=False, ok=True)
 
 
 if __name__ == '__main__':

@@ -107,23 +107,17 @@ executed_commands:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
-    PgBackRest, newest_backup, pgbackrest_argument_spec, stanza_problem)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import newest_backup
 
 
 def main():
-    module = AnsibleModule(argument_spec=pgbackrest_argument_spec(), supports_check_mode=True)
-    pgbackrest = PgBackRest(module)
-    version = pgbackrest.version()
-    stanza = pgbackrest.stanza_info()
-    problem = stanza_problem(stanza)
-    if problem:
-        sentence, part, advice = problem
-        module.fail_json(msg='%s. %s' % (sentence, advice), failed_part=part, stanza=stanza,
-                         executed_commands=pgbackrest.executed_commands)
-    module.exit_json(changed=False, stanza=stanza, backups=stanza['backups'], latest_backup=newest_backup(stanza),
-                     pgbackrest_version=version, executed_commands=pgbackrest.executed_commands)
+    run = ModuleRun(supports_check_mode=True)
+    with run:
+        version = run.pgbackrest.version()
+        stanza = run.pgbackrest.usable_stanza('read the backups')
+        run.exit(changed=False, stanza=stanza, backups=stanza['backups'], latest_backup=newest_backup(stanza),
+                 pgbackrest_version=version)
 
 
 if __name__ == '__main__':

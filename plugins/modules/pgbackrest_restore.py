@@ -6,20 +6,31 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-DOCUMENTATION = r'''
+DOCUMENTATION = r"""
 module: pgbackrest_restore
-short_description: Restore a PostgreSQL cluster from pgBackRest, to the latest state, a point in time or a backup set
+short_description: Restore a PostgreSQL cluster from pgBackRest, or put a kept data directory back
 version_added: 0.1.0
 description:
-  - Checks the request against C(pgbackrest info) before touching anything, chooses the backup set, and runs
-    C(pgbackrest restore) into I(pg_path).
-  - Refuses, with one message and no change, a malformed time, a time outside the recoverable window (from the
-    oldest backup's stop time to the newest archived WAL segment), a set that does not exist, a running
-    PostgreSQL, and a non-empty I(pg_path) without I(delta).
-  - When I(pg_path) already holds a pgBackRest restore of the same backup set with the same recovery target,
-    reports no change and touches nothing.
-  - Does not move the old data directory aside, stop or start PostgreSQL; C(playbooks/restore.yml) does that
-    around this module.
+  - Decides from real state what a restore still has to do, then does it. It reads the repository (backups,
+    timelines, archived WAL) and the data directory (whether PostgreSQL runs, what a past restore left there), and
+    plans the remaining steps - stop PostgreSQL, move the data directory aside, restore with pgBackRest, start
+    PostgreSQL and wait for recovery, run a sanity query.
+  - Nothing is deleted. The old data directory is renamed to C(<pg_path>.pre-restore-<UTC time>) (in container
+    mode, when PGDATA is the root of its volume, its files move into a new volume C(<volume>-pre-restore-<UTC time>)).
+  - Run again after an interruption at any step, the same request finishes the restore. It reports no change only
+    when PostgreSQL runs the result of this restore and nothing was written since it started.
+  - Follows the timeline production archived last (pgBackRest's C(--target-timeline)), and computes the
+    recoverable window on that timeline, so that a rolled-back point-in-time restore leaves no trap.
+  - Refuses, with one message and no change, a malformed target (an C(xid) or C(name) target with a quote,
+    backslash or line break, a time without a time zone), a target outside the recoverable window, a set that does
+    not exist, a data directory that cannot be moved aside, and too little free space.
+  - I(type=rollback) puts a kept data directory back (by default the newest C(*.pre-restore-*)), keeping the current
+    one as C(*.rolled-back-<UTC time>).
+  - Holds the stanza's lock on the managed host while it works, so scheduled backups and restore drills wait;
+    waits up to I(lock_wait) for one that runs.
+  - In container mode the container is stopped, pgBackRest restores and PostgreSQL recovers in a helper container
+    from the same image with the same volumes, then the container is started on the recovered cluster. A recovery
+    that fails never runs as the container's main process, so no restart policy can make it loop.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
 options:
@@ -27,14 +38,14 @@ options:
     description:
       - C(latest) replays archived WAL to its end. C(time), C(xid), C(lsn) and C(name) stop at I(target).
         C(immediate) stops as soon as the backup is consistent. C(set) restores the backup I(set) to its
-        consistent point (C(immediate) with that set).
+        consistent point. C(rollback) puts a kept data directory back.
     type: str
-    choices: [latest, time, set, immediate, xid, lsn, name]
+    choices: [latest, time, set, immediate, xid, lsn, name, rollback]
     default: latest
   target:
     description:
-      - Recovery target for I(type=time) (with a time zone, for example C(2026-11-24 08:22:18+00)), C(xid), C(lsn)
-        or C(name).
+      - Recovery target for I(type=time) (with a time zone, for example C(2026-11-24 08:22:18+00); seconds may be
+        left out), C(xid), C(lsn) or C(name).
     type: str
   set:
     description:
@@ -45,55 +56,84 @@ options:
     description:
       - What PostgreSQL does when it reaches the target.
     type: str
-    choices: [promote, pause, shutdown]
+    choices: [promote, pause]
     default: promote
-  delta:
+  target_timeline:
     description:
-      - Restore over the files in I(pg_path), replacing only what differs. Without it I(pg_path) must be empty.
-    type: bool
-    default: false
+      - The timeline recovery follows. By default the one production archived last. A number, C(latest) (the newest
+        timeline in the repository, PostgreSQL's default) or C(current) (the backup's own).
+    type: str
+  kept:
+    description:
+      - With I(type=rollback), the kept data directory to put back (its name, path or UTC time). By default the
+        newest C(*.pre-restore-*).
+    type: str
   pg_path:
     description:
-      - Data directory to restore into.
+      - Data directory to restore into. In container mode, defaults to the container's C(PGDATA).
     type: path
-    required: true
+  timeout:
+    description:
+      - Seconds to wait for recovery to reach its target, and for PostgreSQL to accept connections.
+    type: int
+    default: 900
+  lock_wait:
+    description:
+      - Seconds to wait for a scheduled backup or drill that holds the stanza's lock before refusing.
+    type: int
+    default: 600
+  sanity_database:
+    description:
+      - Database the sanity query runs in.
+    type: str
+    default: postgres
+  sanity_query:
+    description:
+      - Query run once PostgreSQL is back; its rows are returned.
+    type: str
+    default: SELECT count(*) FROM pg_database
+  progress:
+    description:
+      - Only report how far a restore that runs now got (for example one started with C(async)), in C(progress).
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
-    description: Validates the request and returns the plan, including the command, without restoring.
+    description: Validates the request, reads the real state and returns the plan with its remaining steps.
   diff_mode:
     support: none
     description: Nothing to show as a diff.
   idempotent:
     support: full
-    description: A restore that I(pg_path) already reflects is not run again.
+    description: A restore whose result runs untouched is not run again.
 author:
   - Chronos platform team (@chronos-platform)
-'''
+"""
 
-EXAMPLES = r'''
+EXAMPLES = r"""
 - name: Show what a point-in-time restore would do
   chronos.pgbackrest.pgbackrest_restore:
     stanza: chronos-v2
     pg_path: /var/lib/postgresql/16/main
     type: time
     target: "2026-11-24 08:22:18+00"
-  become: true
-  become_user: postgres
   check_mode: true
   register: plan
 
-- name: Restore a named backup set into an empty data directory
+- name: Restore the latest state of the container's cluster
   chronos.pgbackrest.pgbackrest_restore:
     stanza: chronos-v2
-    pg_path: /var/lib/postgresql/16/main
-    type: set
-    set: 20261124-082154F
-  become: true
-  become_user: postgres
-'''
+    container: chronos-db
 
-RETURN = r'''
+- name: Put back the data directory the last restore kept
+  chronos.pgbackrest.pgbackrest_restore:
+    stanza: chronos-v2
+    container: chronos-db
+    type: rollback
+"""
+
+RETURN = r"""
 plan:
   description: What the restore does (or did).
   returned: success
@@ -102,190 +142,115 @@ plan:
     type:
       description: Restore type.
       type: str
-    target:
-      description: Recovery target, or null.
-      type: str
     set:
       description: Label of the backup set restored.
       type: str
     backup:
       description: The backup set, as M(chronos.pgbackrest.pgbackrest_info) returns backups.
       type: dict
-    pg_path:
-      description: Data directory restored into.
-      type: str
+    timeline:
+      description: The timeline recovery follows (null when PostgreSQL chooses).
+      type: int
     window:
-      description: The recoverable window, C(start) (the oldest backup's stop time) and C(end) (when the newest
-        archived WAL segment was stored), UTC.
+      description: The recoverable window on that timeline, C(start) (the oldest backup's stop time) and C(end)
+        (when the newest archived WAL segment was stored), UTC.
       type: dict
-    postgresql_running:
-      description: Whether PostgreSQL was running on I(pg_path) when the plan was made.
-      type: bool
-    command:
-      description: The pgbackrest command.
+    steps:
+      description: The steps still to do, in order (C(stop), C(move_aside), C(restore) or C(resume), C(recover),
+        C(check); for a rollback C(stop), C(put_back), C(start), C(check)). Empty when nothing is left to do.
+      type: list
+      elements: str
+    found:
+      description: What the module found in the data directory, as a sentence.
       type: str
+    discards:
+      description: What the restored cluster will not have, as a sentence, or null.
+      type: str
+    command:
+      description: The pgbackrest restore command.
+      type: str
+kept:
+  description: The data directory moved aside by this run (C(name), C(path), C(stamp)), or null.
+  returned: success
+  type: dict
+timings:
+  description: Seconds each step took, and C(total).
+  returned: success
+  type: dict
+sanity:
+  description: Rows of the sanity query.
+  returned: success
+  type: list
+progress:
+  description: With I(progress), how far the running restore got, as a sentence.
+  returned: when progress is set
+  type: str
+timeline_after:
+  description: The timeline PostgreSQL is on after the restore, and whether the repository holds a backup of it
+    (C(has_backup)); a point-in-time restore starts a timeline with no backup yet.
+  returned: success
+  type: dict
 executed_commands:
-  description: The pgbackrest commands run, or in check mode the ones that would run.
+  description: The commands run, or in check mode the ones that would run.
   returned: always
   type: list
   elements: str
-'''
+"""
 
-from ansible.module_utils.basic import AnsibleModule
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
-    PgBackRest, newest_backup, newest_wal_segment_path, parse_error, parse_lsn, parse_repo_ls, parse_target_time,
-    pgbackrest_argument_spec, read_restored_state, stanza_problem, utc)
-
-# On a restore, these codes mean something else than on other commands.
-RESTORE_ADVICE = {
-    38: 'PostgreSQL may still be running on the data directory: stop it. If it is not running, a stale '
-        'postmaster.pid is left there: remove it.',
-    40: 'The data directory is not empty: move it aside first, or restore with delta.',
-}
-
-TARGET_SETTINGS = {'time': 'recovery_target_time', 'xid': 'recovery_target_xid', 'lsn': 'recovery_target_lsn',
-                   'name': 'recovery_target_name'}
-
-
-def refuse(module, pgbackrest, message, **extra):
-    module.fail_json(msg='%s Nothing was changed.' % message, executed_commands=pgbackrest.executed_commands, **extra)
-
-
-def newest_wal_time(pgbackrest, stanza):
-    """When the newest archived WAL segment was stored in the repository (epoch seconds), or None."""
-    path, segment = newest_wal_segment_path(stanza)
-    if path is None:
-        return None
-    stdout, dummy = pgbackrest.run('repo-ls', '--output=json', path, attempt='list the newest archived WAL')
-    times = [entry.get('time') for name, entry in parse_repo_ls(stdout).items() if name.startswith(segment)]
-    return max(times) if times else None
-
-
-def choose_backup(module, pgbackrest, stanza, target_epoch, target_lsn, label):
-    usable = [backup for backup in stanza['backups'] if not backup['error']]
-    if label:
-        chosen = [backup for backup in usable if backup['label'] == label]
-        if not chosen:
-            refuse(module, pgbackrest, "Backup set '%s' is not in stanza %s. Sets: %s." % (
-                label, stanza['name'], ', '.join(backup['label'] for backup in usable) or 'none'))
-        if target_epoch is not None and chosen[0]['stop'] > target_epoch:
-            refuse(module, pgbackrest, "Backup set '%s' stopped at %s, after the target." % (label, chosen[0]['stop_time']))
-        return chosen[0]
-    if target_epoch is not None:
-        before = [backup for backup in usable if backup['stop'] <= target_epoch]
-        return before[-1] if before else None
-    if target_lsn is not None:
-        before = [backup for backup in usable if backup['lsn_stop'] and parse_lsn(backup['lsn_stop']) <= target_lsn]
-        return before[-1] if before else None
-    return newest_backup(stanza)
-
-
-def reflects(pgbackrest, pg_path, backup, restore_type, target, target_action):
-    """Whether pg_path already holds a pgBackRest restore of backup with this recovery target."""
-    restored = read_restored_state(pg_path, pgbackrest.read_file)
-    if restored is None or restored['start_lsn'] != backup['lsn_start']:
-        return False
-    settings = restored['settings']
-    if restore_type == 'latest':
-        return not any(key in settings for key in ['recovery_target'] + list(TARGET_SETTINGS.values()))
-    if restore_type in ('immediate', 'set'):
-        wanted = ('recovery_target', 'immediate')
-    else:
-        wanted = (TARGET_SETTINGS[restore_type], target)
-    return settings.get(wanted[0]) == wanted[1] and settings.get('recovery_target_action', 'pause') == target_action
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun, resolve_pg_path
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import (
+    RESTORE_TYPES, Request, Restore, Rollback, backup_timeline, progress)
 
 
 def main():
-    argument_spec = pgbackrest_argument_spec()
-    argument_spec.update(
-        type=dict(type='str', choices=['latest', 'time', 'set', 'immediate', 'xid', 'lsn', 'name'], default='latest'),
+    run = ModuleRun(dict(
+        type=dict(type='str', choices=list(RESTORE_TYPES), default='latest'),
         target=dict(type='str'),
         set=dict(type='str'),
-        target_action=dict(type='str', choices=['promote', 'pause', 'shutdown'], default='promote'),
-        delta=dict(type='bool', default=False),
-        pg_path=dict(type='path', required=True),
-    )
-    module = AnsibleModule(
-        argument_spec=argument_spec,
-        required_if=[('type', 'time', ['target']), ('type', 'xid', ['target']), ('type', 'lsn', ['target']),
-                     ('type', 'name', ['target']), ('type', 'set', ['set'])],
-        supports_check_mode=True,
-    )
-    params = module.params
-    restore_type, target, pg_path = params['type'], params['target'], params['pg_path']
-    # In container mode PostgreSQL is stopped by stopping its container: pgbackrest then runs in a one-off
-    # container from the same image, with the same volumes.
-    pgbackrest = PgBackRest(module, one_off=True)
+        target_action=dict(type='str', choices=['promote', 'pause'], default='promote'),
+        target_timeline=dict(type='str'),
+        kept=dict(type='str'),
+        pg_path=dict(type='path'),
+        timeout=dict(type='int', default=900),
+        lock_wait=dict(type='int', default=600),
+        sanity_database=dict(type='str', default='postgres'),
+        sanity_query=dict(type='str', default='SELECT count(*) FROM pg_database'),
+        progress=dict(type='bool', default=False),
+    ), supports_check_mode=True)
+    with run:
+        params, target = run.params, run.target
+        pg_path = resolve_pg_path(params, run.target)
+        if params['progress']:
+            run.exit(changed=False, progress=progress(target, run.pgbackrest, pg_path))
+        request = Request(params['type'] if params['type'] != 'rollback' else 'latest', params['target'],
+                          params['set'], params['target_action'], params['target_timeline'], pg_path,
+                          params['timeout'], params['lock_wait'], params['sanity_database'], params['sanity_query'])
+        if params['type'] == 'rollback':
+            procedure = Rollback(target, run.pgbackrest.stanza, request, params['kept'])
+        else:
+            procedure = Restore(target, run.pgbackrest, request)
+        plan = procedure.plan()
+        if run.check_mode and ('restore' in plan['steps'] or 'resume' in plan['steps']):
+            run.pgbackrest.plan('restore', *plan['options'])
+        if not plan['steps'] or run.check_mode:
+            run.exit(changed=bool(plan['steps']), plan=_without_options(plan))
+        result = procedure.execute(plan)
+        if params['type'] != 'rollback' and not request.pause:
+            result['timeline_after'] = timeline_after(run, plan)
+        run.exit(changed=True, **result)
 
-    target_epoch = target_lsn = None
-    try:
-        if restore_type == 'time':
-            target_epoch = parse_target_time(target)
-        elif restore_type == 'lsn':
-            target_lsn = parse_lsn(target)
-    except ValueError as exc:
-        refuse(module, pgbackrest, 'Malformed target: %s.' % exc)
 
-    stanza = pgbackrest.stanza_info()
-    problem = stanza_problem(stanza)
-    if problem:
-        sentence, part, advice = problem
-        refuse(module, pgbackrest, 'Cannot restore: %s. %s' % (sentence, advice), failed_part=part)
+def timeline_after(run, plan):
+    # The current WAL file's name starts with the timeline PostgreSQL writes on (pg_control's may lag until the
+    # first checkpoint after promotion).
+    timeline = int(run.target.sql('SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)',
+                                  attempt='read the timeline after the restore')[0][0], 16)
+    backups = run.pgbackrest.stanza_info()['backups']
+    return dict(timeline=timeline, has_backup=any(backup_timeline(backup) == timeline for backup in backups))
 
-    usable = [backup for backup in stanza['backups'] if not backup['error']]
-    if not usable:
-        refuse(module, pgbackrest, 'Stanza %s has no backup to restore.' % stanza['name'])
-    window = dict(start=usable[0]['stop_time'], end=None)
-    backup = choose_backup(module, pgbackrest, stanza, target_epoch, target_lsn, params['set'])
-    if backup is None:
-        refuse(module, pgbackrest, 'Target %s is before the recoverable window, which starts when the oldest '
-                                   'backup stopped: %s (LSN %s).' % (target, window['start'], usable[0]['lsn_stop']),
-               window=window)
-    if restore_type == 'time':
-        wal_time = newest_wal_time(pgbackrest, stanza)
-        window['end'] = utc(wal_time)
-        if wal_time is None:
-            refuse(module, pgbackrest, 'The repository holds no archived WAL for stanza %s, so no point in time can '
-                                       'be recovered: check WAL archiving (pgbackrest_check).' % stanza['name'],
-                   window=window)
-        if target_epoch > wal_time:
-            refuse(module, pgbackrest, 'Target %s is after the recoverable window, which ends with the newest '
-                                       'archived WAL segment, stored at %s. Recovery would stop short of it.'
-                   % (target, window['end']), window=window)
 
-    options = ['--pg1-path=%s' % pg_path, '--set=%s' % backup['label']]
-    if restore_type == 'latest':
-        options.append('--type=default')
-    else:
-        options.append('--type=%s' % ('immediate' if restore_type == 'set' else restore_type))
-        if restore_type in TARGET_SETTINGS:
-            options.append('--target=%s' % target)
-        options.append('--target-action=%s' % params['target_action'])
-    if params['delta']:
-        options.append('--delta')
-    running = pgbackrest.postgresql_running(pg_path)
-    plan = dict(type=restore_type, target=target, set=backup['label'], backup=backup, pg_path=pg_path,
-                window=window, postgresql_running=running,
-                command=' '.join(pgbackrest.command('restore', *options)))
-
-    if reflects(pgbackrest, pg_path, backup, restore_type, target, params['target_action']):
-        module.exit_json(changed=False, plan=plan, executed_commands=pgbackrest.executed_commands)
-    if module.check_mode:
-        pgbackrest.plan('restore', *options)
-        module.exit_json(changed=True, plan=plan, executed_commands=pgbackrest.executed_commands)
-
-    if running:
-        refuse(module, pgbackrest, 'PostgreSQL is running on %s%s: stop it before restoring (playbooks/restore.yml '
-                                   'does).' % (pg_path, ' (container %s runs)' % params['container'] if params['container'] else ''), plan=plan)
-    if not params['delta'] and not pgbackrest.is_empty_directory(pg_path):
-        refuse(module, pgbackrest, '%s is not empty: move it aside first (playbooks/restore.yml does), or set '
-                                   'delta=true to restore over it.' % pg_path, plan=plan)
-    rc, stdout, stderr, argv = pgbackrest.execute('restore', *options)
-    if rc != 0:
-        code = parse_error(stdout, stderr)[0]
-        pgbackrest.fail('restore backup set %s into %s' % (backup['label'], pg_path), rc, stdout, stderr, argv,
-                        advice=RESTORE_ADVICE.get(code))
-    module.exit_json(changed=True, plan=plan, executed_commands=pgbackrest.executed_commands)
+def _without_options(plan):
+    return dict((key, value) for key, value in plan.items() if key != 'options')
 
 
 if __name__ == '__main__':

@@ -90,76 +90,34 @@ executed_commands:
   elements: str
 '''
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
-    STATUS_MISSING_STANZA_PATH, PgBackRest, current_db, pgbackrest_argument_spec, read_cluster_identity,
-    stanza_problem)
-
-
-def read_cluster(module, pgbackrest, pg_path):
-    try:
-        version, system_id = read_cluster_identity(pg_path, pgbackrest.read_file)
-    except (IOError, OSError) as exc:
-        module.fail_json(msg='Unable to read the PostgreSQL cluster in %s: %s. Check pg_path, and run the module '
-                             'as the cluster owner (become_user: postgres), or with container as root on the '
-                             'Docker host.' % (pg_path, exc))
-    return dict(version=version, system_id=system_id)
-
-
-def mismatch(stanza, cluster):
-    """A sentence when the stanza's current PostgreSQL identity is not the cluster's, else None."""
-    db = current_db(stanza)
-    if db is None or (str(db['version']), db['system_id']) == (cluster['version'], cluster['system_id']):
-        return None
-    return ("stanza '%s' belongs to PostgreSQL %s with system-id %s, but the cluster is PostgreSQL %s with "
-            "system-id %s" % (stanza['name'], db['version'], db['system_id'], cluster['version'], cluster['system_id']))
+    stanza_action, stanza_mismatch, stanza_problem)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import read_cluster
 
 
 def main():
-    argument_spec = pgbackrest_argument_spec()
-    argument_spec.update(
+    run = ModuleRun(dict(
         state=dict(type='str', choices=['present', 'upgraded'], default='present'),
         pg_path=dict(type='path', required=True),
-    )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
-    state = module.params['state']
-    pgbackrest = PgBackRest(module)
-    cluster = read_cluster(module, pgbackrest, module.params['pg_path'])
-    stanza = pgbackrest.stanza_info()
-    missing = stanza['status']['code'] == STATUS_MISSING_STANZA_PATH
-    problem = None if missing else stanza_problem(stanza)
-    if problem:
-        sentence, part, advice = problem
-        module.fail_json(msg='%s. %s' % (sentence, advice), failed_part=part, stanza=stanza, cluster=cluster,
-                         executed_commands=pgbackrest.executed_commands)
-
-    if missing and state == 'upgraded':
-        module.fail_json(msg="Stanza '%s' does not exist, so there is nothing to upgrade: create it with "
-                             "state=present." % pgbackrest.stanza, stanza=stanza, cluster=cluster,
-                         executed_commands=pgbackrest.executed_commands)
-    different = None if missing else mismatch(stanza, cluster)
-    if different and state == 'present':
-        module.fail_json(msg='%s. If PostgreSQL was upgraded to a new major version, run pgbackrest_stanza with '
-                             'state=upgraded (pgbackrest_stanza_state: upgraded in the role). If this is another '
-                             'cluster, give it a new stanza name: pgBackRest keeps a stanza to one cluster.' % different,
-                         failed_part='stanza', stanza=stanza, cluster=cluster,
-                         executed_commands=pgbackrest.executed_commands)
-
-    command = 'stanza-create' if missing else 'stanza-upgrade' if different else None
-    if command is None:
-        module.exit_json(changed=False, stanza=stanza, cluster=cluster, executed_commands=pgbackrest.executed_commands)
-    if module.check_mode:
-        pgbackrest.plan(command)
-        module.exit_json(changed=True, stanza=stanza, cluster=cluster, executed_commands=pgbackrest.executed_commands)
-
-    pgbackrest.run(command, attempt='%s for stanza %s' % (command, pgbackrest.stanza))
-    stanza = pgbackrest.stanza_info()
-    still_wrong = stanza_problem(stanza) or mismatch(stanza, cluster)
-    if still_wrong:
-        module.fail_json(msg='pgbackrest %s succeeded, yet the repository still does not match the cluster: %s'
-                             % (command, still_wrong[0] if isinstance(still_wrong, tuple) else still_wrong),
-                         stanza=stanza, cluster=cluster, executed_commands=pgbackrest.executed_commands)
-    module.exit_json(changed=True, stanza=stanza, cluster=cluster, executed_commands=pgbackrest.executed_commands)
+    ), supports_check_mode=True)
+    with run:
+        pgbackrest = run.pgbackrest
+        cluster = read_cluster(run.target, run.params['pg_path'])
+        stanza, command = stanza_action(pgbackrest, cluster, run.params['state'])
+        if command is None:
+            run.exit(changed=False, stanza=stanza, cluster=cluster)
+        if run.check_mode:
+            pgbackrest.plan(command)
+            run.exit(changed=True, stanza=stanza, cluster=cluster)
+        pgbackrest.run(command, attempt='%s for stanza %s' % (command, pgbackrest.stanza))
+        stanza = pgbackrest.stanza_info()
+        still_wrong = stanza_problem(stanza) or stanza_mismatch(stanza, cluster)
+        if still_wrong:
+            run.fail('pgbackrest %s succeeded, yet the repository still does not match the cluster: %s'
+                     % (command, still_wrong[0] if isinstance(still_wrong, tuple) else still_wrong),
+                     stanza=stanza, cluster=cluster)
+        run.exit(changed=True, stanza=stanza, cluster=cluster)
 
 
 if __name__ == '__main__':

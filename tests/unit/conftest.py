@@ -1,62 +1,142 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the chronos.pgbackrest collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""Shared helpers for the unit tests.
+"""The unit tests' shared fixtures.
 
-The modules import ansible_collections.chronos.pgbackrest..., so the repository has to be reachable
-under that name: scripts/bootstrap.sh links it as .build/collections/ansible_collections/chronos/pgbackrest.
-This file makes the same link when it is missing (a fresh clone) and puts .build/collections on sys.path.
+The code imports ansible_collections.chronos.pgbackrest..., so this checkout has to be reachable under that
+name: .build/collections/ansible_collections/chronos/pgbackrest links it (scripts/bootstrap.sh makes the same
+link). A link to another checkout is re-pointed here, and the tests stop when the code they would import is not
+this checkout's: a worktree's tests must test the worktree's code.
 
-Fixtures in fixtures/ are captured pgBackRest output (see fixtures/README.md). They are read as the
-modules receive them from AnsibleModule.run_command: UTF-8 decoded with surrogateescape, because
-pgBackRest can print undecodable bytes (a wrong cipher passphrase decrypts to garbage).
+The seams (plugins/module_utils/_target.py, _container.py), with the fakes in harness.py:
+- commands: HostTarget._run answers from a list of (rc, stdout bytes, stderr bytes), in order, recording argv,
+  user, environment and stdin of each command; a command more or less than listed fails the test. The
+  `service` calls that start and stop PostgreSQL on a host go through the same list.
+- docker: a fake Docker client (containers with exec_run answering from the same list, the archive API over
+  in-memory files, helper containers, local volumes under tmp_path), handed to ContainerTarget as `client=` or
+  returned by _container.docker_client().
+- run_module: a module's main() through AnsibleModule, exit_json and fail_json captured.
+Around every test: no real command, no real Docker engine, no real sleep (a fake clock), and the stanza lock
+directory in tmp_path.
+
+Fixtures in fixtures/ are captured pgBackRest output (fixtures/README.md).
 """
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import itertools
 import os
-import struct
 import sys
 
 import pytest
 
 UNIT = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(UNIT))
-FIXTURES = os.path.join(UNIT, 'fixtures')
 COLLECTIONS = os.path.join(REPO, '.build', 'collections')
 LINK = os.path.join(COLLECTIONS, 'ansible_collections', 'chronos', 'pgbackrest')
 
 
 def _link_collection():
+    if os.path.islink(LINK) and os.path.realpath(LINK) != os.path.realpath(REPO):
+        os.unlink(LINK)         # a link to another checkout: this one's tests test this one's code
     if not os.path.lexists(LINK):
         os.makedirs(os.path.dirname(LINK), exist_ok=True)
         os.symlink(REPO, LINK)
-    if COLLECTIONS not in sys.path:
-        sys.path.insert(0, COLLECTIONS)
+    if os.path.realpath(LINK) != os.path.realpath(REPO):
+        raise pytest.UsageError('%s is not a link to this checkout (%s): remove it.' % (LINK, REPO))
+    if COLLECTIONS in sys.path:
+        sys.path.remove(COLLECTIONS)
+    sys.path.insert(0, COLLECTIONS)
 
 
 _link_collection()
 
 # Imported only once the collection is reachable.
-from ansible.module_utils import basic  # noqa: E402  pylint: disable=wrong-import-position
-from ansible.module_utils.common.text.converters import to_text  # noqa: E402  pylint: disable=wrong-import-position
-from ansible.module_utils.testing import patch_module_args  # noqa: E402  pylint: disable=wrong-import-position
+# pylint: disable=wrong-import-position
+from ansible.module_utils import basic  # noqa: E402
+from ansible.module_utils.testing import patch_module_args  # noqa: E402
+
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import (  # noqa: E402
+    _container, _drill, _jobs, _lock, _metrics, _pgbackrest, _restore, _target, _verify)
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import (  # noqa: E402
+    BIN, Clock, Commands, FakeDocker, ModuleExit, NoSubprocess, Run, SubprocessCommands, fixture_bytes, fixture_text,
+    write_cluster)
+# pylint: enable=wrong-import-position
+
+if not os.path.realpath(_target.__file__).startswith(os.path.realpath(REPO) + os.sep):
+    raise pytest.UsageError('The tests in %s would test %s: another copy of chronos.pgbackrest comes first on '
+                            'sys.path.' % (REPO, _target.__file__))
 
 
-def fixture_bytes(name):
-    with open(os.path.join(FIXTURES, name), 'rb') as handle:
-        return handle.read()
+# --- around every test: no real command, engine, sleep or lock directory ------------------------------------------
+
+@pytest.fixture(autouse=True)
+def _no_real_commands(monkeypatch):
+    """No test runs a real program or reaches a real Docker engine by accident."""
+    monkeypatch.setattr(_target, 'subprocess', NoSubprocess())
+
+    def no_engine():
+        raise AssertionError('a unit test reached for the real Docker engine')
+    monkeypatch.setattr(_container, 'docker_client', no_engine)
 
 
-def fixture_text(name):
-    """A captured output as AnsibleModule.run_command returns it (text, undecodable bytes surrogate-escaped)."""
-    return fixture_bytes(name).decode('utf-8', 'surrogateescape')
+# --- the fakes at the seams --------------------------------------------------------------------------------------
+
+@pytest.fixture
+def commands(monkeypatch):
+    """The Commands every HostTarget (and, with the docker fixture, every container) answers from. Add answers
+    with commands.expect(...); the test fails when they are not all used, or when more were asked for."""
+    fake = Commands()
+
+    def run(self, argv, user, env, stdin):
+        return fake.answer(argv, user, env, stdin, 'host')
+    monkeypatch.setattr(_target.HostTarget, '_run', run)
+    monkeypatch.setattr(_target, 'subprocess', SubprocessCommands(fake))
+    monkeypatch.setattr(_target, '_which', lambda name: '/usr/sbin/%s' % name)
+    yield fake
+    fake.assert_done()
 
 
 @pytest.fixture
+def host(commands):
+    """A HostTarget whose commands answer from `commands` (bin_path set: psql is BIN/psql)."""
+    return _target.HostTarget(bin_path=BIN)
+
+
+@pytest.fixture(autouse=True)
+def clock(monkeypatch):
+    """No test sleeps or depends on the wall clock: the module_utils and modules that wait see this clock."""
+    from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_backup
+    fake = Clock()
+    for module in (_container, _drill, _jobs, _lock, _metrics, _pgbackrest, _restore, _target, _verify,
+                   pgbackrest_backup):
+        monkeypatch.setattr(module, 'time', fake)
+    return fake
+
+
+@pytest.fixture(scope='session')
+def _lock_dirs(tmp_path_factory):
+    """(a directory for all lock directories, a counter naming them): cheaper than a tmp_path for every test."""
+    return str(tmp_path_factory.mktemp('run-lock')), itertools.count()
+
+
+@pytest.fixture(autouse=True)
+def lock_dir(_lock_dirs, monkeypatch):
+    """The stanza locks of the test, in a directory of its own (a lock file outlives its holder). StanzaLock's
+    directory is a default argument, bound when _lock was imported: setting _lock.LOCK_DIRECTORY would not reach it."""
+    parent, counter = _lock_dirs
+    directory = os.path.join(parent, str(next(counter)))
+    monkeypatch.setattr(_lock, 'LOCK_DIRECTORY', directory)
+    monkeypatch.setattr(_lock.StanzaLock.__init__, '__defaults__', (0, directory))
+    return directory
+
+
+# --- captured output and data directories -----------------------------------------------------------------------
+
+@pytest.fixture
 def captured():
-    """captured('info-no-backup.json') -> the file's text, read as run_command would return it."""
+    """captured('info-no-backup.json') -> the file's text, as a target returns it."""
     return fixture_text
 
 
@@ -68,13 +148,12 @@ def captured_bytes():
 
 @pytest.fixture
 def make_cluster(tmp_path):
-    """Write a fake PostgreSQL data directory (PG_VERSION, global/pg_control) and return its path."""
+    """make_cluster(system_id, version='15') -> the path of a new fake cluster (PG_VERSION, global/pg_control)."""
+    made = []
+
     def make(system_id, version='15'):
-        (tmp_path / 'global').mkdir()
-        (tmp_path / 'PG_VERSION').write_text('%s\n' % version)
-        # pg_control starts with the system identifier, a uint64 in native byte order; the rest is padding.
-        (tmp_path / 'global' / 'pg_control').write_bytes(struct.pack('=Q', system_id) + b'\0' * 8184)
-        return str(tmp_path)
+        made.append(1)
+        return write_cluster(str(tmp_path / ('cluster%d' % len(made))), system_id, version)
     return make
 
 
@@ -85,68 +164,34 @@ def make_data_dir(tmp_path):
     make_data_dir() makes an empty one. Each call makes another directory."""
     made = []
 
-    def make(files=None):
-        path = tmp_path / ('data%d' % len(made))
-        path.mkdir(mode=0o700)
+    def make(files=None, name=None):
+        path = tmp_path / (name or 'data%d' % len(made))
+        path.mkdir(mode=0o700, parents=True)
         made.append(path)
-        for name, content in (files or {}).items():
-            (path / name).write_bytes(fixture_bytes(content) if isinstance(content, str) else content)
+        for entry, content in (files or {}).items():
+            (path / entry).parent.mkdir(parents=True, exist_ok=True)
+            (path / entry).write_bytes(fixture_bytes(content) if isinstance(content, str) else content)
         return str(path)
     return make
 
 
-class ModuleExit(Exception):
-    """Raised instead of exit_json/fail_json: carries the module's result."""
-
-    def __init__(self, failed, result):
-        super(ModuleExit, self).__init__(result.get('msg'))
-        self.failed = failed
-        self.result = result
-
-
-class Run(object):
-    """What one module run did: its result and every command it handed to run_command."""
-
-    def __init__(self, failed, result, calls):
-        self.failed = failed
-        self.result = result
-        self.calls = calls
-
-    @property
-    def commands(self):
-        """The pgbackrest command of each call, e.g. ['info', 'repo-ls', 'restore']: the first argument after the
-        binary that is not an option (repo-ls's path comes after the command)."""
-        return [next(arg for arg in call['argv'][1:] if not arg.startswith('-')) for call in self.calls]
-
+# --- modules ----------------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def run_module(monkeypatch):
+def run_module(monkeypatch, commands):
     """run_module(module, args, outputs, check_mode=False) -> Run.
 
-    outputs are the (rc, stdout, stderr) run_command returns, in order; the test fails when the module
-    runs more commands than that, or fewer. Bytes are decoded as AnsibleModule.run_command decodes a
-    process's output, with the encoding and errors the module asks for (surrogateescape by default).
-    """
-    def run(module, args, outputs, check_mode=False):
-        pending = list(outputs)
-        calls = []
-
-        def run_command(self, argv, **kwargs):
-            calls.append(dict(argv=list(argv), environ_update=kwargs.get('environ_update')))
-            if not pending:
-                raise AssertionError('unexpected command: %s' % ' '.join(argv))
-            rc, stdout, stderr = pending.pop(0)
-            decode = dict(encoding=kwargs.get('encoding', 'utf-8'), errors=kwargs.get('errors', 'surrogate_or_strict'))
-            return rc, to_text(stdout, **decode), to_text(stderr, **decode)
+    outputs are what the target's commands answer, in order (see Commands); the test fails when the module runs
+    more commands than that, or fewer. Every fail_json must carry executed_commands."""
+    def run(module, args, outputs=(), check_mode=False):
+        commands.expect(*outputs)
 
         def exit_json(self, **result):
             raise ModuleExit(False, result)
 
-        def fail_json(self, **result):
-            raise ModuleExit(True, result)
+        def fail_json(self, msg, **result):
+            raise ModuleExit(True, dict(result, msg=msg, failed=True))
 
-        monkeypatch.setattr(basic.AnsibleModule, 'run_command', run_command)
-        monkeypatch.setattr(basic.AnsibleModule, 'get_bin_path', lambda self, *a, **k: '/usr/bin/pgbackrest')
         monkeypatch.setattr(basic.AnsibleModule, 'exit_json', exit_json)
         monkeypatch.setattr(basic.AnsibleModule, 'fail_json', fail_json)
         args = dict(args)
@@ -155,6 +200,21 @@ def run_module(monkeypatch):
         with patch_module_args(args):
             with pytest.raises(ModuleExit) as raised:
                 module.main()
-        assert not pending, 'commands expected but not run: %d more' % len(pending)
-        return Run(raised.value.failed, raised.value.result, calls)
+        commands.assert_done()
+        result = raised.value.result
+        if raised.value.failed:
+            assert 'executed_commands' in result, 'fail_json without executed_commands: %s' % result['msg']
+        return Run(raised.value.failed, result, commands)
     return run
+
+
+# --- docker -----------------------------------------------------------------------------------------------------
+
+@pytest.fixture
+def docker(commands, tmp_path, monkeypatch):
+    """A FakeDocker that _container.docker_client() returns; its containers' commands answer from `commands`."""
+    engine = FakeDocker(commands, str(tmp_path / 'docker-volumes'))
+    os.makedirs(engine.volumes_root)
+    monkeypatch.setattr(_container, 'docker_client', lambda: engine)
+    monkeypatch.delenv('DOCKER_HOST', raising=False)
+    return engine

@@ -1,0 +1,130 @@
+"""After site.yml: pgBackRest is configured, archiving, scheduled, and has a full backup in the bucket; a second run
+changes nothing and leaves no trace."""
+
+import re
+
+from scenario import (CONFIG, CRON_FILE, METRICS_DIR, PROGRAM, STANZA, WRAPPER, bucket_keys, cron_lines, module,
+                      pg_major, pgbackrest_version, psql, run_playbook, started_at)
+
+
+def test_config_file_is_private_to_root_and_postgres(db):
+    config = db.file(CONFIG)
+    assert (config.user, config.group, config.mode) == ("postgres", "postgres", 0o600)
+    assert "repo1-cipher-type=aes-256-cbc" in config.content_string
+    assert "repo1-retention-full-type=time" in config.content_string
+    assert "pg1-user=postgres" in config.content_string
+
+
+def test_compression_is_the_fastest_the_build_has_and_says_so(db):
+    config = db.file(CONFIG).content_string
+    assert re.search(r"^# The fastest compression this pgBackRest was built with \(zst, lz4, gz\)\.$", config, re.M)
+    assert re.search(r"^compress-type=zst$", config, re.M)
+
+
+def test_block_incremental_is_on_where_pgbackrest_has_it_and_the_file_says_why_not(db):
+    config = db.file(CONFIG).content_string
+    version = pgbackrest_version(db)
+    if version >= (2, 46):
+        assert re.search(r"^repo1-block=y$", config, re.M)
+        assert "# Block incremental: a changed file stores only its changed blocks (pgBackRest %s)." % (
+            ".".join(map(str, version))) in config
+    else:
+        assert not re.search(r"^repo1-block", config, re.M)
+        assert "# No block incremental: it needs pgBackRest 2.46 or later, this is %s." % (
+            ".".join(map(str, version))) in config
+
+
+def test_archiving_is_on_through_pgbackrest(db):
+    assert psql(db, "SHOW archive_mode") == "on"
+    assert psql(db, "SHOW archive_command") == "pgbackrest --stanza=%s archive-push %%p" % STANZA
+    assert psql(db, "SHOW wal_level") in ("replica", "logical")
+    archived, failed = psql(db, "SELECT archived_count, failed_count FROM pg_stat_archiver").split("|")
+    assert int(archived) > 0
+    assert int(failed) == 0
+
+
+def test_lab_database_as_in_the_guide(db):
+    assert psql(db, "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'chronos_db'") == "prometheus"
+
+
+def test_program_wrapper_and_cron_entries(managed):
+    assert managed.file(WRAPPER).mode == 0o755 and managed.file(WRAPPER).user == "root"
+    assert managed.file(PROGRAM).mode == 0o755
+    assert managed.file("/etc/chronos-pgbackrest/%s.json" % STANZA).exists
+    lines = [(fields[:6], fields[6]) for fields in cron_lines(managed)]
+    log = ">> /var/log/chronos-backup-cron.log 2>&1"
+    assert (["0", "2", "*", "*", "0", "root"], "%s --stanza %s backup full %s" % (PROGRAM, STANZA, log)) in lines
+    assert (["0", "2", "*", "*", "1,2,3,4,5,6", "root"], "%s --stanza %s backup diff %s" % (PROGRAM, STANZA, log)) in lines
+    assert (["*/5", "*", "*", "*", "*", "root"], "%s --stanza %s metrics %s" % (PROGRAM, STANZA, log)) in lines
+
+
+def test_the_first_backup_wrote_the_metrics(managed):
+    status = managed.file("%s/pgbackrest_%s_status.prom" % (METRICS_DIR, STANZA)).content_string
+    assert 'pgbackrest_stanza_status{stanza="%s"} 0.0' % STANZA in status
+    assert 'pgbackrest_exporter_status{stanza="%s"} 1.0' % STANZA in status
+    runs = managed.file("%s/pgbackrest_%s_runs.prom" % (METRICS_DIR, STANZA)).content_string
+    assert 'pgbackrest_backup_run_exit_code{backup_type="full",stanza="%s"} 0.0' % STANZA in runs
+
+
+def test_stanza_is_in_the_bucket(db, s3):
+    keys = bucket_keys(s3, "var/lib/pgbackrest/")
+    assert "var/lib/pgbackrest/backup/%s/backup.info" % STANZA in keys
+    assert "var/lib/pgbackrest/archive/%s/archive.info" % STANZA in keys
+    assert any(key.startswith("var/lib/pgbackrest/archive/%s/%s-1/" % (STANZA, pg_major(db))) for key in keys), \
+        "no WAL archived"
+
+
+def test_one_full_backup_read_back_through_pgbackrest_info():
+    result = module("pgbackrest_info", stanza=STANZA)
+    assert result["changed"] is False
+    assert result["stanza"]["status"]["code"] == 0
+    fulls = [backup for backup in result["backups"] if backup["type"] == "full"]
+    assert len(fulls) == 1
+    assert fulls[0]["error"] is False
+    assert fulls[0]["repo_size"] > 0
+    assert result["latest_backup"]["label"] == fulls[0]["label"]
+
+
+def test_guide_info_command_works_as_root(db):
+    # The guide runs `docker exec chronos-db pgbackrest --stanza=chronos-v2 info` as root.
+    out = db.check_output("pgbackrest --stanza=%s info", STANZA)
+    assert "status: ok" in out
+    assert "full backup:" in out
+
+
+def test_a_second_run_leaves_no_trace(db, managed):
+    """No WAL switch (pgbackrest check only after a change), no restart, no rewritten file."""
+    archived = psql(db, "SELECT archived_count FROM pg_stat_archiver")
+    current_wal = psql(db, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+    started = started_at()
+    files = [CONFIG, CRON_FILE, PROGRAM, "/etc/chronos-pgbackrest/%s.json" % STANZA, WRAPPER]
+    stamps = [managed.check_output("stat -c '%%i %%Y' %s", path) for path in files]
+    result = run_playbook()
+    assert result.returncode == 0 and re.search(r"changed=0 ", result.stdout), result.stdout[-3000:]
+    assert psql(db, "SELECT archived_count FROM pg_stat_archiver") == archived
+    assert psql(db, "SELECT pg_walfile_name(pg_current_wal_lsn())") == current_wal
+    assert started_at() == started
+    assert [managed.check_output("stat -c '%%i %%Y' %s", path) for path in files] == stamps
+
+
+def test_check_mode_reports_a_change_without_making_it(managed):
+    cron = managed.file(CRON_FILE).content_string
+    unchanged = run_playbook(check=True)
+    assert unchanged.returncode == 0, unchanged.stdout[-3000:]
+    assert re.search(r"changed=0 ", unchanged.stdout)
+    moved = run_playbook(extra_vars={"pgbackrest_schedule_hour": 3}, check=True)
+    assert moved.returncode == 0, moved.stdout[-3000:]
+    assert re.search(r"changed=[1-9]", moved.stdout)
+    assert managed.file(CRON_FILE).content_string == cron
+
+
+def test_a_posix_repository_works_end_to_end(db):
+    # Last in this file: it moves the host to a posix repository on its own disk.
+    result = run_playbook(extra_vars={"pgbackrest_repo_type": "posix", "pgbackrest_repo_path": "/var/lib/pgbackrest-posix"})
+    assert result.returncode == 0, result.stdout[-3000:]
+    config = db.file(CONFIG).content_string
+    assert "repo1-type=posix" in config and "repo1-s3-key" not in config
+    assert db.file("/var/lib/pgbackrest-posix/backup/%s/backup.info" % STANZA).exists
+    backups = module("pgbackrest_info", stanza=STANZA)
+    assert backups["stanza"]["status"]["code"] == 0
+    assert [backup["type"] for backup in backups["backups"]] == ["full"]

@@ -1,0 +1,338 @@
+"""Restores during an incident, the same on every layout (imported by the restore scenario, host layout, and by the
+container scenarios): refusals, a point-in-time restore, the same request again, a rollback through the playbook,
+timelines after it, a broken cluster restored by latest, an interruption at each step finished by the same command,
+a scheduled backup held off while a restore runs, and another stanza restored into a scratch place. The tests run in
+file order and build on each other."""
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from scenario import (CONTAINER_LAYOUT, CRON_LOG, DB_CONTAINER, PROJECT, STANZA, SUPERUSER,
+                      archive_current_wal, cron_lines, docker_output, inventory, labels, module, now_target,
+                      psql, run_as_cron, run_playbook)
+
+FAULT = "CHRONOS_PGBACKREST_FAULT"
+
+
+def restore(**settings):
+    """playbooks/restore.yml (or rollback.yml with type=rollback) with pgbackrest_restore_<key> variables; confirmed
+    unless confirm=False."""
+    settings.setdefault("confirm", True)
+    playbook = "playbooks/rollback.yml" if settings.get("type") == "rollback" else "playbooks/restore.yml"
+    return run_playbook(playbook, {"pgbackrest_restore_%s" % key: value for key, value in settings.items()})
+
+
+def restore_module(**args):
+    """pgbackrest_restore itself, as the playbook runs it; fault='after:<step>' ends it right after that step."""
+    fault = args.pop("fault", None)
+    return module("pgbackrest_restore", stanza=STANZA, environment={FAULT: fault} if fault else None, **args)
+
+
+def kept():
+    """The kept data directories (or volumes), as the module finds them."""
+    plan = restore_module(type="latest", check=True)
+    assert not plan.get("failed"), plan.get("msg")
+    return [copy["name"] for copy in plan["plan"]["state"]["kept"]]
+
+
+def rows(db, batch):
+    return int(psql(db, "SELECT count(*) FROM pitr WHERE batch = %d" % batch, "chronos_db"))
+
+
+def batches(db):
+    return psql(db, "SELECT string_agg(DISTINCT batch::text, ',' ORDER BY batch::text) FROM pitr", "chronos_db")
+
+
+def insert_batch(db, batch):
+    psql(db, "INSERT INTO pitr SELECT %d, g FROM generate_series(1, 100) g" % batch, "chronos_db")
+
+
+def running_normally(db):
+    return psql(db, "SELECT pg_is_in_recovery()") == "f"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def tables(db):
+    # No autovacuum on it: its ANALYZE commits, and a commit after a target makes recovery stop there.
+    psql(db, "CREATE TABLE IF NOT EXISTS pitr (batch int, id int) WITH (autovacuum_enabled = off)", "chronos_db")
+    psql(db, "CREATE TABLE IF NOT EXISTS important AS SELECT g AS id FROM generate_series(1, 10) g", "chronos_db")
+
+
+@pytest.mark.parametrize("extra_vars, message", [
+    ({"type": "latest", "confirm": False}, "Nothing was changed: this was the plan."),
+    ({"type": "time", "target": "2000-01-01 00:00:00+00"}, "is before the recoverable window"),
+    ({"type": "time", "target": "2026-11-24 25:61:00+00"}, "is not a valid date and time"),
+    ({"type": "time", "target": "yesterday"}, "is not a time with a time zone"),
+    ({"type": "set", "set": "20000101-000000F"}, "Backup set '20000101-000000F' is not in the stanza"),
+    ({"type": "name", "target": "before'; restore_command = 'sh -c evil"}, "holds a quote, a backslash or a control"),
+    ({"type": "name", "target": "line\nrecovery_target_action = 'shutdown'"}, "holds a quote, a backslash or a control"),
+    ({"type": "xid", "target": "12'34"}, "is not a transaction id"),
+], ids=["no confirm", "before the oldest backup", "malformed time", "no time zone", "unknown set", "quote in name",
+        "newline in name", "quote in xid"])
+def test_refusals_change_nothing(db, extra_vars, message):
+    before = psql(db, "SELECT count(*) FROM important", "chronos_db"), psql(db, "SELECT pg_postmaster_start_time()")
+    result = restore(**extra_vars)
+    assert message in result.stdout, result.stdout[-3000:]
+    assert (result.returncode == 0) is (message.startswith("Nothing was changed"))
+    assert kept() == []
+    assert (psql(db, "SELECT count(*) FROM important", "chronos_db"), psql(db, "SELECT pg_postmaster_start_time()")) \
+        == before
+    assert running_normally(db)
+
+
+def test_a_time_without_seconds_means_the_same_minute_start(db):
+    """Restore and drill read a target the same way: '... 08:22+00' is 08:22:00, as PostgreSQL reads it."""
+    minute = psql(db, "SELECT to_char(now() AT TIME ZONE 'UTC' - interval '1 day', 'YYYY-MM-DD HH24:MI') || '+00'")
+    result = restore(type="time", target=minute, confirm=False)
+    assert "is before the recoverable window" in result.stdout, result.stdout[-3000:]
+    assert "is not a time with a time zone" not in result.stdout
+
+
+def test_point_in_time_restore_brings_back_exactly_the_rows_before_the_target(db, pitr):
+    assert (rows(db, 1), rows(db, 2)) == (100, 0)
+    assert psql(db, "SELECT count(*) FROM important", "chronos_db") == "10"
+    assert running_normally(db)
+    assert len(kept()) == 1
+
+
+@pytest.fixture(scope="module")
+def pitr(db):
+    """A point-in-time restore between batch 1 and batch 2 (and before important was dropped)."""
+    insert_batch(db, 1)
+    time.sleep(1)
+    target = now_target(db)
+    time.sleep(1)
+    insert_batch(db, 2)
+    psql(db, "DROP TABLE important", "chronos_db")
+    archive_current_wal(db)
+    plan = restore(type="time", target=target, confirm=False)
+    assert "Steps: stop, move_aside, restore, recover, check." in plan.stdout, plan.stdout[-3000:]
+    result = restore(type="time", target=target)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "total (RTO)" in result.stdout
+    assert re.search(r"The old data directory is kept as \S+; put it back with playbooks/rollback.yml", result.stdout)
+    assert "which has no backup yet" in result.stdout
+    return dict(target=target, output=result.stdout)
+
+
+def test_the_same_restore_again_changes_nothing(db, pitr):
+    started = psql(db, "SELECT pg_postmaster_start_time()")
+    result = restore(type="time", target=pitr["target"])
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "Nothing to do: PostgreSQL runs the result of this restore, and nothing was written since it started" \
+        in result.stdout
+    assert re.search(r"changed=0 ", result.stdout)
+    assert psql(db, "SELECT pg_postmaster_start_time()") == started
+    assert len(kept()) == 1
+
+
+def test_rollback_through_the_playbook_puts_the_old_data_back(db, pitr):
+    result = restore(type="rollback")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert (rows(db, 1), rows(db, 2)) == (100, 100), "the data directory from before the restore is back"
+    assert psql(db, "SELECT to_regclass('important') IS NULL", "chronos_db") == "t"
+    assert running_normally(db)
+    # Nothing is lost: the restored cluster it replaced is kept too.
+    assert len(kept()) == 1 and "rolled-back" in kept()[0]
+
+
+def test_after_the_rollback_latest_follows_production_and_loses_no_row(db, pitr):
+    insert_batch(db, 3)
+    archive_current_wal(db)
+    committed = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
+    result = restore(type="latest")
+    assert result.returncode == 0, result.stdout[-3000:]
+    # Not the abandoned timeline of the point-in-time restore (PostgreSQL's 'latest' would follow it and fail).
+    assert "following timeline 1," in result.stdout
+    assert psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db") == committed
+    assert batches(db) == "1,2,3"
+
+
+def test_a_point_in_time_after_the_rollback_is_accepted_and_exact(db, pitr):
+    insert_batch(db, 4)
+    time.sleep(1)
+    target = now_target(db)
+    time.sleep(1)
+    insert_batch(db, 5)
+    archive_current_wal(db)
+    result = restore(type="time", target=target)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert batches(db) == "1,2,3,4"
+
+
+def test_a_cluster_broken_after_it_moved_on_is_restored_by_latest(db, pitr):
+    latest = restore(type="latest")
+    assert latest.returncode == 0, latest.stdout[-3000:]
+    insert_batch(db, 6)
+    archive_current_wal(db)
+    committed = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
+    # Break it: the table's file disappears under the running server.
+    relation = psql(db, "SELECT current_setting('data_directory') || '/' || pg_relation_filepath('pitr')", "chronos_db")
+    db.check_output("rm -f %s", relation)
+    assert db.run("runuser -u postgres -- psql -XAtq -U %s -d chronos_db -c 'SELECT count(*) FROM pitr'",
+                  SUPERUSER).rc != 0
+    plan = restore(type="latest", confirm=False)
+    assert "rows written since PostgreSQL was restored" in plan.stdout, plan.stdout[-3000:]
+    assert "Steps: stop, move_aside, restore, recover, check." in plan.stdout
+    result = restore(type="latest")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db") == committed
+
+
+@pytest.mark.parametrize("step", ["stop", "move_aside", "restore", "recover"])
+def test_an_interruption_at_each_step_is_finished_by_the_same_command(db, pitr, step):
+    insert_batch(db, 10)
+    archive_current_wal(db)
+    committed = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
+    copies = len(kept())
+    interrupted = restore_module(type="latest", fault="after:%s" % step)
+    # The module ended with the fault's exit code, as a killed run would: no result.
+    assert interrupted.get("failed") and interrupted.get("rc") == 130, interrupted
+    result = restore(type="latest")
+    assert result.returncode == 0, result.stdout[-3000:]
+    # Interrupted after recovery, the restore is done: its result runs and nothing was written since.
+    assert ("Nothing to do" in result.stdout) is (step == "recover"), result.stdout[-3000:]
+    assert psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db") == committed
+    assert running_normally(db)
+    assert len(kept()) == copies + 1, "the data directory the interrupted restore moved aside is kept"
+    psql(db, "DELETE FROM pitr WHERE batch = 10", "chronos_db")
+
+
+def test_an_interrupted_playbook_whose_restore_finished_on_its_own_reports_nothing_to_do(db, pitr):
+    """Ctrl-C while the restore runs: the restore goes on where it runs (async), and the same command again waits
+    for it, then finds its result."""
+    insert_batch(db, 11)
+    archive_current_wal(db)
+    committed = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
+    command = ["ansible-playbook", "-i", inventory(), os.path.join(PROJECT, "playbooks/restore.yml"),
+               "-e", "pgbackrest_restore_confirm=true"]
+    playbook = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    for dummy in range(240):
+        if restore_running():
+            break
+        time.sleep(0.25)
+    else:
+        raise AssertionError("the restore did not start")
+    os.killpg(playbook.pid, signal.SIGINT)
+    playbook.wait()
+    result = restore(type="latest")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db") == committed
+    assert running_normally(db)
+
+
+def restore_running():
+    """Whether a restore holds the stanza's lock now (its progress names a step)."""
+    return module("pgbackrest_restore", stanza=STANZA, progress=True).get("progress", "").startswith("Step")
+
+
+def test_a_scheduled_backup_started_during_a_restore_does_not_run(managed):
+    diff = next(fields for fields in cron_lines(managed) if " backup diff " in fields[6])
+    before = labels()
+    # Hold the stanza's lock as a restore holds it, for 15 s.
+    lock = "/run/lock/chronos-pgbackrest/%s.lock" % STANZA
+    managed.check_output("mkdir -p /run/lock/chronos-pgbackrest && bash -c %s",
+                         "(exec 9>%s; flock 9; echo 'restore into test pid 1: step 3 of 5' >&9; sleep 15) &"
+                         " sleep 1" % lock)
+    held_off = run_as_cron(managed, diff[6])
+    assert held_off.rc == 75, held_off.stdout + held_off.stderr
+    assert labels() == before
+    log = managed.file(CRON_LOG).content_string
+    assert "not starting a diff backup: Stanza %s is busy: restore into test" % STANZA in log
+    refused = run_playbook("playbooks/backup.yml")
+    assert refused.returncode != 0 and "is busy: restore into test" in refused.stdout
+    managed.run("flock %s true", lock)  # wait until the stand-in restore released it
+    resumed = run_as_cron(managed, diff[6])
+    assert resumed.rc == 0
+    assert len(labels()) == len(before) + 1
+
+
+def test_the_restore_drill_restores_checks_and_removes_a_scratch_copy(db, managed):
+    started = psql(db, "SELECT pg_postmaster_start_time()")
+    result = run_playbook("playbooks/restore_drill.yml")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "pg_amcheck on chronos_db: ok" in result.stdout
+    assert "The scratch copy was removed; the live cluster was not touched." in result.stdout
+    assert psql(db, "SELECT pg_postmaster_start_time()") == started
+    if CONTAINER_LAYOUT:
+        assert docker_output("ps", "-a", "--filter", "name=%s-pgbackrest-drill" % DB_CONTAINER, "-q") == ""
+    else:
+        assert not managed.file("/var/lib/postgresql/pgbackrest-drill").exists
+
+
+def pg_tool(db, name):
+    """A PostgreSQL program in the database container (Debian keeps them off the PATH)."""
+    return db.check_output("ls /usr/lib/postgresql/*/bin/%s | tail -n 1", name)
+
+
+@pytest.fixture(scope="module")
+def old_stanza(db):
+    """The guide's old stanza `chronos`, kept in the bucket after the migration to chronos-v2: a second cluster with
+    its own system identifier, on port 5434, archived and backed up into stanza chronos, then stopped."""
+    old = "/var/lib/postgresql/old-cluster"
+    options = "--stanza=chronos --pg1-path=%s --pg1-port=5434 --pg1-user=%s" % (old, SUPERUSER)
+    as_postgres = "runuser -u postgres -- "
+    db.check_output(as_postgres + "%s -D %s -U %s --auth=trust", pg_tool(db, "initdb"), old, SUPERUSER)
+    db.check_output(as_postgres + "%s -D %s -l %s/log -w -o %s start", pg_tool(db, "pg_ctl"), old, old,
+                    "-p 5434 -c listen_addresses= -c wal_level=replica -c archive_mode=on "
+                    "-c archive_command='pgbackrest %s archive-push %%p'" % options)
+    db.check_output(as_postgres + "pgbackrest %s stanza-create", options)
+    db.check_output(as_postgres + "psql -XAtq -p 5434 -U %s -d postgres -c %s", SUPERUSER,
+                    "CREATE TABLE before_migration AS SELECT g AS id FROM generate_series(1, 42) g")
+    db.check_output(as_postgres + "pgbackrest %s --type=full backup", options)
+    db.check_output(as_postgres + "%s -D %s -m fast -w stop", pg_tool(db, "pg_ctl"), old)
+    return old
+
+
+def test_another_stanza_is_restored_into_a_scratch_place_only(db, managed, old_stanza):
+    started, copies = psql(db, "SELECT pg_postmaster_start_time()"), kept()
+    settings = {"pgbackrest_drill_from_stanza": "chronos", "pgbackrest_drill_keep": True,
+                "pgbackrest_drill_database": "postgres", "pgbackrest_drill_query": "SELECT count(*) FROM before_migration"}
+    result = run_playbook("playbooks/restore_drill.yml", settings)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "of stanza chronos" in result.stdout
+    assert "returned: 42" in result.stdout
+    assert "The scratch cluster keeps running" in result.stdout
+    # Production was not touched.
+    assert psql(db, "SELECT pg_postmaster_start_time()") == started and kept() == copies
+    assert psql(db, "SELECT to_regclass('before_migration') IS NULL") == "t"
+    removed = run_playbook("playbooks/restore_drill.yml", {"pgbackrest_drill_remove": True})
+    assert removed.returncode == 0, removed.stdout[-3000:]
+    if CONTAINER_LAYOUT:
+        assert docker_output("ps", "-a", "--filter", "name=%s-pgbackrest-drill" % DB_CONTAINER, "-q") == ""
+    else:
+        assert not managed.file("/var/lib/postgresql/pgbackrest-drill").exists
+
+
+def test_a_failed_recovery_keeps_the_old_data_and_the_printed_rollback_puts_it_back(db):
+    insert_batch(db, 30)
+    committed = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
+    time.sleep(2)
+    # After the last commit: inside the window pgBackRest reports, yet PostgreSQL finds no commit at or after it
+    # and ends recovery with an error.
+    target = now_target(db)
+    time.sleep(2)
+    archive_current_wal(db)
+    copies = len(kept())
+    result = restore(type="time", target=target)
+    assert result.returncode != 0, result.stdout[-3000:]
+    assert "recovery ended before configured recovery target was reached" in result.stdout, result.stdout[-3000:]
+    printed = re.search(r"To put it back: (ansible-playbook playbooks/rollback.yml -e pgbackrest_restore_kept=(\S+) "
+                        r"-e pgbackrest_restore_confirm=true)", result.stdout)
+    assert printed, result.stdout[-3000:]
+    if CONTAINER_LAYOUT:
+        # Recovery ran in a helper container: the container itself never started on it, so no restart policy
+        # could make it loop.
+        state = docker_output("inspect", "-f", "{{ .State.Status }} {{ .RestartCount }}", DB_CONTAINER)
+        assert state.split()[0] == "exited", state
+    put_back = restore(type="rollback", kept=printed.group(2))
+    assert put_back.returncode == 0, put_back.stdout[-3000:]
+    assert psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db") == committed
+    assert running_normally(db)
+    assert len(kept()) == copies + 1, "the failed restore's data directory is kept too"

@@ -1,0 +1,219 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the chronos.pgbackrest collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""The scheduled jobs: one program, `chronos-pgbackrest`, on the managed host (the database host, or the
+Docker host of the PostgreSQL container), run by cron as root:
+
+    chronos-pgbackrest --stanza chronos-v2 backup [full|diff|incr]   the backup wrapper on the target, then metrics
+    chronos-pgbackrest --stanza chronos-v2 metrics                   refresh the status metrics
+    chronos-pgbackrest --stanza chronos-v2 drill [--target TIME]     the restore drill
+    chronos-pgbackrest --stanza chronos-v2 verify                    pgbackrest verify, and its metrics
+                                                                     (weekly, when scheduled)
+
+It reads /etc/chronos-pgbackrest/<stanza>.json, written by the pgbackrest_schedule module (no secrets: those
+stay in pgbackrest.conf), and is built on the same module_utils as the modules, which the module installs
+beside it. In container mode it only execs pgbackrest, psql and the wrapper in the container: the container
+needs no Python.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import Drill, Settings
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest, parse_error, parse_verify
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import read_archiver
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
+    SETTINGS_DIRECTORY, ChronosError, make_target, settings_path)
+
+# Exit codes: the wrapper's (pgBackRest's error code on failure), and these.
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+EXIT_BUSY = 75
+
+
+def load_settings(path):
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (IOError, OSError, ValueError) as exc:
+        raise ChronosError('Cannot read the settings %s: %s. Run site.yml (tag pgbackrest_schedule) to write them.'
+                           % (path, exc))
+
+
+def say(stanza, text, stream=None):
+    stamp = datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')
+    print('%s %s: %s' % (stamp, stanza, text), file=stream or sys.stdout)
+    (stream or sys.stdout).flush()
+
+
+class Job(object):
+    def __init__(self, settings):
+        self.settings = settings
+        self.stanza = settings['stanza']
+        self._target = None
+
+    @property
+    def target(self):
+        if self._target is None:
+            self._target = make_target(self.settings)
+        return self._target
+
+    @property
+    def pgbackrest(self):
+        return PgBackRest(self.target, self.stanza, config=self.settings.get('config'), binary=self.settings.get('binary'))
+
+    def backup(self, backup_type=None):
+        if not backup_type:
+            full_day = int(self.settings.get('full_weekday', 0))
+            backup_type = 'full' if int(datetime.now().strftime('%w')) == full_day else 'diff'
+        try:
+            lock = StanzaLock(self.stanza, 'scheduled %s backup' % backup_type).__enter__()
+        except StanzaLock.Busy as exc:
+            say(self.stanza, 'not starting a %s backup: %s' % (backup_type, exc.msg), sys.stderr)
+            return EXIT_BUSY
+        try:
+            say(self.stanza, 'starting a %s backup (%s)' % (backup_type, self.settings['wrapper']))
+            start = time.time()
+            try:
+                done = self.target.run([self.settings['wrapper'], backup_type])
+                rc, output = done.rc, done.stdout + done.stderr
+            except ChronosError as exc:
+                rc, output = 1, exc.msg
+            end = time.time()
+            sys.stdout.write(output if output.endswith('\n') or not output else output + '\n')
+            if rc == 0:
+                say(self.stanza, '%s backup succeeded in %d s' % (backup_type, end - start))
+            else:
+                code = parse_error(output, '')[0]
+                say(self.stanza, '%s backup FAILED with exit code %s%s (%s); see %s' % (
+                    backup_type, rc, ', pgBackRest error %s' % code if code else '',
+                    self.settings.get('repository', 'the repository'), self.settings.get('log', 'the log')), sys.stderr)
+            if rc != EXIT_BUSY and self.settings.get('metrics_dir'):
+                _metrics.write_run(self.settings['metrics_dir'], self.stanza, backup_type, rc, start, end)
+        finally:
+            lock.__exit__(None, None, None)
+        self.metrics()
+        return rc
+
+    def metrics(self):
+        if not self.settings.get('metrics_dir'):
+            return 0
+        try:
+            target, pgbackrest = self.target, self.pgbackrest
+        except ChronosError as exc:
+            # The container is gone, or Docker does not answer: the metrics say nothing can be read.
+            say(self.stanza, exc.msg, sys.stderr)
+            _metrics.write_status(self.settings['metrics_dir'], self.stanza)
+            return 0
+        for problem in refresh_status(target, pgbackrest, self.settings['metrics_dir']):
+            say(self.stanza, problem, sys.stderr)
+        return 0
+
+    def drill(self, target_time=None):
+        drill_settings = dict(self.settings.get('drill') or {}, target=target_time)
+        start = time.time()
+        try:
+            result = Drill(self.target, self.pgbackrest, self.settings['pg_path'], Settings(**drill_settings)).run()
+        except StanzaLock.Busy as exc:
+            say(self.stanza, 'not starting the restore drill: %s' % exc.msg, sys.stderr)
+            return EXIT_BUSY
+        except ChronosError as exc:
+            say(self.stanza, exc.msg, sys.stderr)
+            rc = EXIT_REFUSED if exc.extra.get('refused') else 1
+            self._drill_metrics(rc, start, None)
+            return rc
+        say(self.stanza, 'restore drill passed: backup set %(backup_set)s restored to %(target)s in %(restore_seconds)s s '
+                         '(files %(files_seconds)s s, recovery %(recovery_seconds)s s); newest restored transaction '
+                         '%(newest_transaction_age_seconds)s s old; pg_amcheck found no corruption; query returned '
+                         '%(query_result)s' % result)
+        self._drill_metrics(0, start, result)
+        return 0
+
+    def verify(self):
+        """pgbackrest verify: every file and WAL segment of the repository checked against its checksum."""
+        try:
+            lock = StanzaLock(self.stanza, 'pgbackrest verify').__enter__()
+        except StanzaLock.Busy as exc:
+            say(self.stanza, 'not starting pgbackrest verify: %s' % exc.msg, sys.stderr)
+            return EXIT_BUSY
+        try:
+            done = self.pgbackrest.execute('verify', '--output=text')
+        finally:
+            lock.__exit__(None, None, None)
+        report = parse_verify(done.stdout)
+        status = 2 if done.rc != 0 else 0 if report['ok'] else 1
+        say(self.stanza, 'pgbackrest verify %s' % (
+            'found no problem' if status == 0 else 'found %d missing or invalid files (see below)' % report['invalid']
+            if status == 1 else 'could not run (exit %d): %s' % (done.rc, done.output)))
+        for line in report['lines']:
+            print(line)
+        if self.settings.get('metrics_dir'):
+            _metrics.write_single(self.settings['metrics_dir'], self.stanza, 'verify', {
+                'pgbackrest_verify_last_run_timestamp_seconds': ('When pgbackrest verify last ran.', time.time()),
+                'pgbackrest_verify_status': ('What pgbackrest verify found: 0 no problem, 1 missing or invalid files, '
+                                             '2 it could not run.', status),
+                'pgbackrest_verify_invalid_files': ('Files and WAL segments pgbackrest verify found missing or invalid.',
+                                                    report['invalid'])})
+        return status
+
+    def _drill_metrics(self, rc, start, result):
+        if self.settings.get('metrics_dir'):
+            _metrics.write_single(self.settings['metrics_dir'], self.stanza, 'drill', {
+                'pgbackrest_drill_last_run_timestamp_seconds': ('When the last restore drill ended.', time.time()),
+                'pgbackrest_drill_exit_code': ('Exit code of the last restore drill (0 is success).', rc),
+                'pgbackrest_drill_restore_seconds': ('Restore time of the last restore drill.',
+                                                     result['restore_seconds'] if result else 0)})
+
+
+def refresh_status(target, pgbackrest, directory):
+    """Write the status metrics; a part that cannot be read shows in them as such. Returns what could not be read."""
+    stanza = archiver = version = None
+    problems = []
+    try:
+        version = pgbackrest.version()
+        stanza = pgbackrest.stanza_info()
+    except ChronosError as exc:
+        problems.append('the repository cannot be read: %s' % exc.msg)
+    try:
+        archiver = read_archiver(target)
+    except ChronosError as exc:
+        problems.append('PostgreSQL cannot be asked for pg_stat_archiver: %s' % exc.msg)
+    _metrics.write_status(directory, pgbackrest.stanza, stanza, archiver, version)
+    return problems
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='chronos-pgbackrest', description='Scheduled pgBackRest jobs (chronos.pgbackrest).')
+    parser.add_argument('--stanza', help='read %s/<stanza>.json' % SETTINGS_DIRECTORY)
+    parser.add_argument('--settings', help='a settings file instead')
+    commands = parser.add_subparsers(dest='command')
+    backup = commands.add_parser('backup', help='back up through the wrapper, then refresh the metrics')
+    backup.add_argument('type', nargs='?', choices=['full', 'diff', 'incr'])
+    commands.add_parser('metrics', help='refresh the status metrics')
+    commands.add_parser('verify', help='pgbackrest verify, and its metrics')
+    drill = commands.add_parser('drill', help='restore drill into a scratch place')
+    drill.add_argument('--target', help="a time with a zone, e.g. '2026-11-24 08:22:18+00'")
+    arguments = parser.parse_args(argv)
+    if not arguments.command or not (arguments.stanza or arguments.settings):
+        parser.print_usage(sys.stderr)
+        return EXIT_USAGE
+    try:
+        job = Job(load_settings(arguments.settings or settings_path(arguments.stanza)))
+        if arguments.command == 'backup':
+            return job.backup(arguments.type)
+        if arguments.command == 'metrics':
+            return job.metrics()
+        if arguments.command == 'verify':
+            return job.verify()
+        return job.drill(arguments.target)
+    except ChronosError as exc:
+        say(arguments.stanza or arguments.settings, exc.msg, sys.stderr)
+        return 1

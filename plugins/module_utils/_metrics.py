@@ -1,0 +1,237 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the chronos.pgbackrest collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Prometheus metrics for node_exporter's textfile collector, written with prometheus_client (Debian's
+python3-prometheus-client), each file replaced atomically.
+
+Names and labels follow pgbackrest_exporter (woblerr/pgbackrest_exporter v0.23) where the meaning is the
+same, so its Grafana dashboard and rules written for it work on these files. What it lacks keeps names of
+our own: the scheduled runs (pgbackrest_backup_run_*), WAL archiving as PostgreSQL sees it
+(pgbackrest_archive_*), pgbackrest verify (pgbackrest_verify_*), the restore drill (pgbackrest_drill_*) and
+when the files were written (pgbackrest_metrics_last_update_timestamp_seconds).
+
+Files, for stanza S in the metrics directory:
+  pgbackrest_S_status.prom   the repository, the stanza, its backups and WAL archiving (every few minutes, and
+                             after every backup)
+  pgbackrest_S_runs.prom     the last scheduled run of each backup type
+  pgbackrest_S_verify.prom   the last pgbackrest verify
+  pgbackrest_S_drill.prom    the last restore drill
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import re
+import time
+from datetime import datetime
+
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+
+BACKUP_TYPES = ('full', 'diff', 'incr')
+# pgbackrest_exporter's "last backup" selection: full is the newest full, diff the newest full or diff,
+# incr the newest of any type.
+LAST_OF = {'full': ('full',), 'diff': ('full', 'diff'), 'incr': ('full', 'diff', 'incr')}
+
+
+def _client():
+    try:
+        import prometheus_client
+        import prometheus_client.parser  # noqa: F401 pylint: disable=unused-import
+    except ImportError:
+        raise ChronosError('prometheus_client is missing: install python3-prometheus-client (the pgbackrest role does).')
+    return prometheus_client
+
+
+def require_client():
+    """Fail now, before anything changes, when the metrics could not be written later."""
+    _client()
+
+
+def file_path(directory, stanza, kind):
+    return os.path.join(directory, 'pgbackrest_%s_%s.prom' % (stanza, kind))
+
+
+class _Writer(object):
+    """Gauges in one registry, written to one file."""
+
+    def __init__(self):
+        self.client = _client()
+        self.registry = self.client.CollectorRegistry()
+        self.gauges = {}
+
+    def set(self, name, documentation, labels, value):
+        if name not in self.gauges:
+            self.gauges[name] = self.client.Gauge(name, documentation, sorted(labels), registry=self.registry)
+        gauge = self.gauges[name]
+        (gauge.labels(**labels) if labels else gauge).set(value)
+
+    def write(self, path):
+        directory = os.path.dirname(path)
+        if not os.path.isdir(directory):
+            os.makedirs(directory, 0o755)
+        # write_to_textfile writes beside the file and renames it over: node_exporter never reads half a file.
+        previous = os.umask(0o022)
+        try:
+            self.client.write_to_textfile(path, self.registry)
+        finally:
+            os.umask(previous)
+
+
+def _version_number(version):
+    """'2.55.1' -> 2055001, as `pgbackrest version --output num` prints it."""
+    parts = [int(part) for part in re.findall(r'\d+', version or '')[:3]] + [0, 0, 0]
+    return parts[0] * 1000000 + parts[1] * 1000 + parts[2]
+
+
+def _block_incr(backup):
+    return 'y' if backup.get('repo_size_map') is not None and backup.get('repo_delta_map') is not None else 'n'
+
+
+def write_status(directory, stanza_name, stanza=None, archiver=None, version=None, now=None):
+    """The status file. stanza is _pgbackrest.parse_stanza's (None when pgbackrest info failed); archiver is
+    _postgres.read_archiver's (None when PostgreSQL could not be asked)."""
+    now = time.time() if now is None else now
+    out = _Writer()
+    name = {'stanza': stanza_name}
+    out.set('pgbackrest_exporter_status', 'pgBackRest exporter get data status.', name, 1 if stanza else 0)
+    out.set('pgbackrest_metrics_last_update_timestamp_seconds', 'When these metrics were written.', name, now)
+    if version:
+        out.set('pgbackrest_version_info', 'Information about pgBackRest version.', {}, _version_number(version))
+    if stanza:
+        _stanza_metrics(out, stanza, now)
+    if archiver:
+        out.set('pgbackrest_archive_archived_total', 'WAL segments PostgreSQL archived (pg_stat_archiver).', name,
+                archiver['archived_count'])
+        out.set('pgbackrest_archive_failed_total', 'Failed WAL archiving attempts (pg_stat_archiver).', name,
+                archiver['failed_count'])
+        out.set('pgbackrest_archive_last_archived_timestamp_seconds', 'When PostgreSQL last archived a WAL segment.',
+                name, archiver['last_archived'] or 0)
+        out.set('pgbackrest_archive_last_failed_timestamp_seconds', 'When WAL archiving last failed.', name,
+                archiver['last_failed'] or 0)
+        out.set('pgbackrest_archive_mode_enabled', "Whether PostgreSQL's archive_mode is on.", name,
+                1 if archiver['archive_mode'] in ('on', 'always') else 0)
+    out.set('pgbackrest_postgresql_up', 'Whether PostgreSQL answered for the archiving statistics.', name,
+            1 if archiver else 0)
+    out.write(file_path(directory, stanza_name, 'status'))
+
+
+def _stanza_metrics(out, stanza, now):
+    name = {'stanza': stanza['name']}
+    out.set('pgbackrest_stanza_status', 'Current stanza status.', name, stanza['status']['code'])
+    out.set('pgbackrest_stanza_backup_lock_status', 'Current stanza backup lock status.', name,
+            1 if stanza['backup_running'] else 0)
+    out.set('pgbackrest_stanza_backup_total_bytes', 'Total size for backup in progress.', name,
+            stanza.get('backup_progress_total') or 0)
+    out.set('pgbackrest_stanza_backup_complete_bytes', 'Completed size for backup in progress.', name,
+            stanza.get('backup_progress_complete') or 0)
+    for repo in stanza['repos']:
+        out.set('pgbackrest_repo_status', 'Current repository status.',
+                dict(name, repo_key=str(repo['key']), cipher=repo['cipher'] or 'none'), repo['status']['code'])
+    versions = dict(((db['id'], db['repo_key']), str(db['version'])) for db in stanza['db'])
+    for archive in stanza['archive']:
+        database = archive.get('database') or {}
+        out.set('pgbackrest_wal_archive_status', 'Current WAL archive status.', dict(
+            name, database_id=str(database.get('id', '')), repo_key=str(database.get('repo_key', '')),
+            pg_version=versions.get((database.get('id'), database.get('repo_key')), ''), wal_min='', wal_max=''),
+            1 if archive['min'] and archive['max'] else 0)
+    for backup in stanza['backups']:
+        labels = dict(name, backup_name=backup['label'], backup_type=backup['type'], block_incr=_block_incr(backup),
+                      database_id=str(backup['database_id'] or ''), repo_key=str(backup['repo_key'] or ''))
+        out.set('pgbackrest_backup_info', 'Backup info.', dict(
+            labels, backrest_ver=backup['backrest_version'] or '', lsn_start=backup['lsn_start'] or '-',
+            lsn_stop=backup['lsn_stop'] or '-', pg_version=versions.get((backup['database_id'], backup['repo_key']), ''),
+            prior=backup['prior'] or '', wal_start=backup['wal_start'] or '', wal_stop=backup['wal_stop'] or ''), 1)
+        out.set('pgbackrest_backup_duration_seconds', 'Backup duration.', dict(
+            labels, start_time=_local(backup['start']), stop_time=_local(backup['stop'])),
+            (backup['stop'] or 0) - (backup['start'] or 0))
+        _sizes(out, 'pgbackrest_backup_', labels, backup, '')
+    if any(backup['type'] == 'full' and not backup['error'] for backup in stanza['backups']):
+        for backup_type in BACKUP_TYPES:
+            last = [backup for backup in stanza['backups'] if backup['type'] in LAST_OF[backup_type]]
+            backup = max(last, key=lambda item: item['stop'] or 0)
+            labels = dict(name, backup_type=backup_type, block_incr=_block_incr(backup))
+            out.set('pgbackrest_backup_since_last_completion_seconds',
+                    'Seconds since the last completed full, differential or incremental backup.', labels,
+                    max(0, now - (backup['stop'] or 0)))
+            out.set('pgbackrest_backup_last_duration_seconds',
+                    'Backup duration for the last full, differential or incremental backup.', labels,
+                    (backup['stop'] or 0) - (backup['start'] or 0))
+            _sizes(out, 'pgbackrest_backup_last_', labels, backup,
+                   ' in the last full, differential or incremental backup')
+
+
+def _sizes(out, prefix, labels, backup, suffix):
+    for field, metric, text in (
+            ('size', 'size_bytes', 'Full uncompressed size of the database'),
+            ('delta', 'delta_bytes', 'Amount of data in the database to actually backup'),
+            ('repo_size', 'repo_size_bytes', 'Full compressed files size to restore the database from backup'),
+            ('repo_delta', 'repo_delta_bytes', 'Compressed files size in backup'),
+            ('repo_size_map', 'repo_size_map_bytes', 'Size of block incremental map'),
+            ('repo_delta_map', 'repo_delta_map_bytes', 'Size of block incremental delta map')):
+        out.set(prefix + metric, text + suffix + '.', labels, backup.get(field) or 0)
+    out.set(prefix + 'error_status', 'Backup error status' + suffix + '.', labels, 1 if backup['error'] else 0)
+
+
+def _local(epoch):
+    return datetime.fromtimestamp(epoch or 0).strftime('%Y-%m-%d %H:%M:%S')
+
+
+def write_run(directory, stanza, backup_type, exit_code, start, end):
+    """The runs file: the last scheduled run of backup_type (the other types' lines are kept)."""
+    runs = read_runs(directory, stanza)
+    runs[backup_type] = dict(exit_code=exit_code, last_run=end, duration=end - start,
+                             last_success=end if exit_code == 0 else runs.get(backup_type, {}).get('last_success', 0))
+    out = _Writer()
+    for kind, run in sorted(runs.items()):
+        labels = {'stanza': stanza, 'backup_type': kind}
+        out.set('pgbackrest_backup_run_last_timestamp_seconds', 'When the last scheduled backup of this type ended.',
+                labels, run['last_run'])
+        out.set('pgbackrest_backup_run_exit_code', 'Exit code of the last scheduled backup of this type (0 is success).',
+                labels, run['exit_code'])
+        out.set('pgbackrest_backup_run_duration_seconds', 'Duration of the last scheduled backup of this type.',
+                labels, run['duration'])
+        out.set('pgbackrest_backup_run_last_success_timestamp_seconds',
+                'When the last successful scheduled backup of this type ended.', labels, run['last_success'] or 0)
+    out.write(file_path(directory, stanza, 'runs'))
+
+
+def write_single(directory, stanza, kind, values):
+    """A small file of our own (verify, drill): {metric name: (help, value)} labelled with the stanza."""
+    out = _Writer()
+    for name, (text, value) in sorted(values.items()):
+        out.set(name, text, {'stanza': stanza}, value)
+    out.write(file_path(directory, stanza, kind))
+
+
+def read_samples(path):
+    """{(metric name, frozenset of label items): value} from a textfile; {} when it is missing.
+    Raises ValueError when the file is not in the text format."""
+    try:
+        with open(path) as handle:
+            text = handle.read()
+    except (IOError, OSError):
+        return {}
+    parser = _client().parser
+    samples = {}
+    for family in parser.text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def read_runs(directory, stanza):
+    """{backup type: {exit_code, last_run, duration, last_success}} from the runs file."""
+    try:
+        samples = read_samples(file_path(directory, stanza, 'runs'))
+    except ValueError:
+        return {}
+    runs = {}
+    fields = {'pgbackrest_backup_run_last_timestamp_seconds': 'last_run', 'pgbackrest_backup_run_exit_code': 'exit_code',
+              'pgbackrest_backup_run_duration_seconds': 'duration',
+              'pgbackrest_backup_run_last_success_timestamp_seconds': 'last_success'}
+    for (metric, labels), value in samples.items():
+        labels = dict(labels)
+        if metric in fields and labels.get('stanza') == stanza and labels.get('backup_type') in BACKUP_TYPES:
+            runs.setdefault(labels['backup_type'], {})[fields[metric]] = int(value)
+    return dict((kind, run) for kind, run in runs.items() if 'exit_code' in run and 'last_run' in run)

@@ -1,0 +1,292 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the chronos.pgbackrest collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Where a data directory's files lie on this machine's disk, and how a restore keeps the old ones.
+
+Nothing is ever deleted: before a restore the old data is moved aside (a rename on the same filesystem, so
+it is instant and needs no space), and a rollback moves it back, keeping what it replaces the same way.
+Three places, chosen by the target (data_place()):
+
+- DirectoryPlace: the data directory is a directory of its filesystem (a database host; a container whose
+  volume is mounted above PGDATA, as the official image does from PostgreSQL 18). It is renamed to
+  <dir>.pre-restore-<stamp>; symlinked pg_wal and tablespace directories are renamed the same way, and the
+  kept copy's links follow them.
+- VolumeRootPlace: PGDATA is the root of a Docker volume (the official image up to PostgreSQL 17). Its
+  entries are moved into a new volume <volume>-pre-restore-<stamp> (both live under Docker's volume
+  directory, so each move is a rename).
+- BindRootPlace: PGDATA is the root of a bind mount. Its entries are moved into <source>.pre-restore-<stamp>.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import os
+import re
+
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+
+KEPT = '.pre-restore-'
+ROLLED_BACK = '.rolled-back-'
+KEPT_LABEL = 'chronos.pgbackrest.kept-from'
+_STAMP = re.compile(r'(\d{8}T\d{6}Z)$')
+
+
+def disk_usage(path):
+    """Bytes of the files under path (st_size; symlinks are not followed)."""
+    total = 0
+    for root, dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.lstat(os.path.join(root, name)).st_size
+            except OSError:
+                pass
+    return total
+
+
+def free_bytes(path):
+    stat = os.statvfs(path)
+    return stat.f_bavail * stat.f_frsize
+
+
+def _empty_like(path, like):
+    """mkdir path with the owner and mode of like."""
+    os.mkdir(path, 0o700)
+    os.chown(path, like.st_uid, like.st_gid)
+    os.chmod(path, like.st_mode & 0o7777)
+
+
+def _move_entries(source, destination):
+    for name in os.listdir(source):
+        os.rename(os.path.join(source, name), os.path.join(destination, name))
+
+
+def _same_filesystem(one, other):
+    return os.stat(one).st_dev == os.stat(other).st_dev
+
+
+def kept_beside(local):
+    """The kept copies <local>.pre-restore-<stamp> and <local>.rolled-back-<stamp>, oldest first."""
+    parent, base = os.path.split(local)
+    found = []
+    for name in os.listdir(parent) if os.path.isdir(parent) else []:
+        match = _STAMP.search(name)
+        if match and name.startswith((base + KEPT, base + ROLLED_BACK)) and os.path.isdir(os.path.join(parent, name)):
+            found.append(Kept(os.path.join(parent, name), os.path.join(parent, name), match.group(1)))
+    return sorted(found, key=lambda kept: kept.stamp)
+
+
+class Kept(object):
+    """One kept copy of a data directory: name (what the operator types to put it back), where it is."""
+
+    def __init__(self, name, local, stamp):
+        self.name = name
+        self.local = local
+        self.stamp = stamp
+
+    def as_dict(self):
+        return dict(name=self.name, path=self.local, stamp=self.stamp)
+
+
+class DataPlace(object):
+    """The data directory's files on this machine's disk: `local` is where they are."""
+
+    kind = None
+
+    def __init__(self, local):
+        self.local = local
+
+    def has_cluster(self):
+        return os.path.exists(os.path.join(self.local, 'PG_VERSION'))
+
+    def is_empty(self):
+        return not os.path.isdir(self.local) or not os.listdir(self.local)
+
+    def exists(self, name):
+        return os.path.lexists(os.path.join(self.local, name))
+
+    def usage(self):
+        return disk_usage(self.local)
+
+    def free(self):
+        return free_bytes(self.local if os.path.isdir(self.local) else os.path.dirname(self.local))
+
+    def refusal(self):
+        """Why the old data could not be kept here, or None."""
+        return None
+
+    def kept(self):
+        raise NotImplementedError
+
+    def move_aside(self, stamp, mark=KEPT):
+        raise NotImplementedError
+
+    def put_back(self, kept, stamp):
+        """Put a kept copy back, keeping the current data as <...>.rolled-back-<stamp>; returns that Kept."""
+        raise NotImplementedError
+
+    def find_kept(self, name):
+        for kept in self.kept():
+            if name in (kept.name, kept.local, kept.stamp):
+                return kept
+        raise ChronosError("No kept data directory '%s'. Kept: %s." % (
+            name, ', '.join(kept.name for kept in self.kept()) or 'none'))
+
+
+class DirectoryPlace(DataPlace):
+    kind = 'directory'
+
+    def __init__(self, local, local_path=None):
+        """local_path turns a path as the data directory's links name it into one on this machine's disk (in a
+        container, through its mounts), or None when it lies nowhere this machine can reach."""
+        # A symlinked data directory is kept where it really is; the link stays and points at the new one.
+        super(DirectoryPlace, self).__init__(os.path.realpath(local))
+        self.local_path = local_path or (lambda path: path)
+
+    def refusal(self):
+        if os.path.ismount(self.local):
+            return ('%s is a mount point: its files cannot be renamed aside on their filesystem. Mount the filesystem '
+                    'one level up (PGDATA a directory inside it), or restore by hand.' % self.local)
+        for link in self._linked(self.local):
+            if self._link_target(link) is None:
+                return ('%s links to %s, which lies outside the volumes this machine can reach: it cannot be kept '
+                        'aside with the data directory.' % (link, os.readlink(link)))
+        return None
+
+    def _link_target(self, link):
+        """Where a link of the data directory points, on this machine's disk."""
+        text = os.readlink(link)
+        if not os.path.isabs(text):
+            return os.path.normpath(os.path.join(os.path.dirname(link), text))
+        return self.local_path(text)
+
+    def _linked(self, directory):
+        """Symlinks in a data directory that pgBackRest restores as links: pg_wal and the tablespaces."""
+        links = [os.path.join(directory, 'pg_wal')]
+        tablespaces = os.path.join(directory, 'pg_tblspc')
+        if os.path.isdir(tablespaces):
+            links += [os.path.join(tablespaces, name) for name in sorted(os.listdir(tablespaces))]
+        return [link for link in links if os.path.islink(link)]
+
+    def linked(self):
+        return [os.readlink(link) for link in self._linked(self.local)]
+
+    def kept(self):
+        return kept_beside(self.local)
+
+    def _rename_with_links(self, source, destination, suffix):
+        """Rename a data directory, and each linked directory beside its destination with the same suffix;
+        the renamed data directory's links follow."""
+        links = [(link, self._link_target(link), os.readlink(link)) for link in self._linked(source)]
+        os.rename(source, destination)
+        for link, target, text in links:
+            if target and os.path.exists(target):
+                os.rename(target, target + suffix)
+            moved_link = os.path.join(destination, os.path.relpath(link, source))
+            os.unlink(moved_link)
+            os.symlink(text + suffix, moved_link)
+
+    def move_aside(self, stamp, mark=KEPT):
+        like = os.stat(self.local)
+        kept = self.local + mark + stamp
+        self._rename_with_links(self.local, kept, mark + stamp)
+        _empty_like(self.local, like)
+        return Kept(kept, kept, stamp)
+
+    def put_back(self, kept, stamp):
+        current = self.move_aside(stamp, mark=ROLLED_BACK)
+        os.rmdir(self.local)
+        # The kept copy's links point at <dir>.pre-restore-<stamp>: give those their names back.
+        suffix = KEPT + kept.stamp
+        os.rename(kept.local, self.local)
+        for link in self._linked(self.local):
+            text, target = os.readlink(link), self._link_target(link)
+            if text.endswith(suffix) and target:
+                original = target[:-len(suffix)]
+                if os.path.exists(target) and not os.path.exists(original):
+                    os.rename(target, original)
+                os.unlink(link)
+                os.symlink(text[:-len(suffix)], link)
+        return current
+
+    def manual_put_back(self, kept, stop, start):
+        return '%s; mv %s %s%s<UTC time>; mv %s %s; %s' % (stop, self.local, self.local, ROLLED_BACK, kept.local,
+                                                            self.local, start)
+
+
+class VolumeRootPlace(DataPlace):
+    """PGDATA is the root of a Docker volume (official image up to PostgreSQL 17)."""
+
+    kind = 'volume'
+
+    def __init__(self, client, volume, local, container):
+        super(VolumeRootPlace, self).__init__(local)
+        self.client = client
+        self.volume = volume
+        self.container = container
+
+    def kept(self):
+        found = []
+        for volume in self.client.volumes.list(filters={'label': '%s=%s' % (KEPT_LABEL, self.volume)}):
+            match = _STAMP.search(volume.name)
+            if match:
+                found.append(Kept(volume.name, volume.attrs['Mountpoint'], match.group(1)))
+        return sorted(found, key=lambda kept: kept.stamp)
+
+    def _new_volume(self, name):
+        volume = self.client.volumes.create(name=name, driver='local', labels={
+            KEPT_LABEL: self.volume, 'chronos.pgbackrest.container': self.container})
+        destination = volume.attrs['Mountpoint']
+        if not _same_filesystem(self.local, destination):
+            volume.remove()
+            raise ChronosError('Docker created volume %s on another filesystem than %s: moving the data would be a '
+                               'copy. Nothing was moved.' % (name, self.volume))
+        like = os.stat(self.local)
+        os.chown(destination, like.st_uid, like.st_gid)
+        os.chmod(destination, like.st_mode & 0o7777)
+        return volume
+
+    def move_aside(self, stamp, mark=KEPT):
+        name = '%s%s%s' % (self.volume, mark.replace('.', '-'), stamp)
+        volume = self._new_volume(name)
+        _move_entries(self.local, volume.attrs['Mountpoint'])
+        return Kept(name, volume.attrs['Mountpoint'], stamp)
+
+    def put_back(self, kept, stamp):
+        current = self.move_aside(stamp, mark=ROLLED_BACK)
+        _move_entries(kept.local, self.local)
+        self.client.volumes.get(kept.name).remove()
+        return current
+
+    def manual_put_back(self, kept, stop, start):
+        return ('%s; cd /var/lib/docker/volumes && mkdir %s-failed && mv %s/* %s-failed/ && mv %s/* %s/; %s'
+                % (stop, self.volume, self.local, self.volume, kept.local, self.local, start))
+
+
+class BindRootPlace(DataPlace):
+    """PGDATA is the root of a bind mount: its entries move to a sibling directory on this host."""
+
+    kind = 'bind'
+
+    def kept(self):
+        return kept_beside(self.local)
+
+    def move_aside(self, stamp, mark=KEPT):
+        like = os.stat(self.local)
+        kept = self.local + mark + stamp
+        _empty_like(kept, like)
+        if not _same_filesystem(self.local, kept):
+            os.rmdir(kept)
+            raise ChronosError('%s and %s are on different filesystems: moving the data would be a copy. Nothing '
+                               'was moved.' % (self.local, kept))
+        _move_entries(self.local, kept)
+        return Kept(kept, kept, stamp)
+
+    def put_back(self, kept, stamp):
+        current = self.move_aside(stamp, mark=ROLLED_BACK)
+        _move_entries(kept.local, self.local)
+        os.rmdir(kept.local)
+        return current
+
+    def manual_put_back(self, kept, stop, start):
+        return '%s; mkdir %s.failed && mv %s/* %s.failed/ && mv %s/* %s/; %s' % (
+            stop, self.local, self.local, self.local, kept.local, self.local, start)

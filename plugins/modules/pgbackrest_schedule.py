@@ -1,0 +1,268 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the chronos.pgbackrest collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: pgbackrest_schedule
+short_description: Schedule backups, metrics, verify and restore drills with one program on the managed host
+version_added: 0.2.0
+description:
+  - Installs C(/usr/local/bin/chronos-pgbackrest), the scheduled jobs' program, on the managed host (the database
+    host, or the Docker host of the PostgreSQL container), with the collection's module_utils it is built on, taken
+    from this module itself so that both always match.
+  - Writes its settings, C(/etc/chronos-pgbackrest/<stanza>.json) (no secrets), and the cron file
+    C(/etc/cron.d/pgbackrest-<stanza>) (dots in the stanza name become underscores, as cron ignores file names with
+    dots) that runs it as root.
+  - Installs the backup wrapper on the target (on the host, or in the container, where it needs a shell,
+    pgBackRest and flock only), so that C(docker exec chronos-db /usr/local/bin/pgbackrest-backup.sh [full|diff|incr])
+    works as the guide says.
+  - Rewrites nothing that is already as wanted.
+extends_documentation_fragment:
+  - chronos.pgbackrest.pgbackrest
+options:
+  pg_path:
+    description:
+      - The live cluster's data directory (the restore drill keeps away from it).
+    type: path
+    required: true
+  wrapper:
+    description:
+      - Content of the backup wrapper script.
+    type: str
+    required: true
+  wrapper_path:
+    description:
+      - Where the wrapper goes on the target.
+    type: path
+    default: /usr/local/bin/pgbackrest-backup.sh
+  enabled:
+    description:
+      - Whether the cron file schedules anything; without it the file is removed.
+    type: bool
+    default: true
+  hour:
+    description:
+      - Hour of the daily backup, 0 to 23.
+    type: int
+    default: 2
+  minute:
+    description:
+      - Minute of the daily backup, 0 to 59.
+    type: int
+    default: 0
+  full_weekday:
+    description:
+      - Day of the full backup, 0 (Sunday) to 6; differential backups run the other days.
+    type: int
+    default: 0
+  metrics_dir:
+    description:
+      - node_exporter's textfile directory, where the jobs write their metrics. Empty for none.
+    type: path
+    default: /var/lib/prometheus/node-exporter
+  metrics_every:
+    description:
+      - Minutes between refreshes of the status metrics, 1 to 59.
+    type: int
+    default: 5
+  cron_log:
+    description:
+      - File the cron jobs append their output to.
+    type: path
+    default: /var/log/chronos-backup-cron.log
+  repository:
+    description:
+      - How messages name the repository, for example C(repo1: s3 bucket project-chronos-backups).
+    type: str
+    default: the repository
+  log:
+    description:
+      - The wrapper's log on the target, named in failure messages.
+    type: str
+    default: /var/log/pgbackrest/backup.log
+  verify:
+    description:
+      - The weekly C(pgbackrest verify) of the whole repository (it reads every file, so it costs the repository's size
+        in transfer). Keys C(enabled), C(weekday), C(hour), C(minute).
+    type: dict
+    default: {}
+  drill:
+    description:
+      - The weekly restore drill. Keys C(enabled), C(weekday), C(hour), C(minute), and the drill's C(path), C(port),
+        C(database), C(query), C(timeout).
+    type: dict
+    default: {}
+attributes:
+  check_mode:
+    support: full
+    description: Reports what it would write.
+  diff_mode:
+    support: none
+    description: Nothing to show as a diff.
+  idempotent:
+    support: full
+    description: A second run with the same arguments changes nothing.
+author:
+  - Chronos platform team (@chronos-platform)
+'''
+
+EXAMPLES = r'''
+- name: Schedule the guide's backups for the chronos-db container
+  chronos.pgbackrest.pgbackrest_schedule:
+    stanza: chronos-v2
+    container: chronos-db
+    pg_path: /var/lib/postgresql/data
+    wrapper: "{{ lookup('ansible.builtin.template', 'pgbackrest-backup.sh.j2') }}"
+'''
+
+RETURN = r'''
+changed_files:
+  description: The files written (or, in check mode, that would be).
+  returned: always
+  type: list
+  elements: str
+cron_file:
+  description: The cron file.
+  returned: always
+  type: str
+executed_commands:
+  description: Commands run on the target.
+  returned: always
+  type: list
+  elements: str
+'''
+
+import json
+import os
+import sys
+
+# Every module_utils file the program needs: imported here so that Ansible ships them with this module, which
+# installs them from its own copy.
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import (  # noqa: F401 pylint: disable=unused-import
+    _container, _drill, _jobs, _lock, _metrics, _pgbackrest, _places, _postgres, _restore, _target)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, settings_path, write_local_file
+
+LIBRARY = '/usr/local/lib/chronos-pgbackrest'
+PROGRAM = '/usr/local/bin/chronos-pgbackrest'
+PACKAGE = 'ansible_collections.chronos.pgbackrest.plugins.module_utils'
+JOB_MODULES = (_container, _drill, _jobs, _lock, _metrics, _pgbackrest, _places, _postgres, _restore, _target)
+PROGRAM_TEXT = '''#!%s
+# Scheduled pgBackRest jobs; installed by chronos.pgbackrest (pgbackrest_schedule). Usage: chronos-pgbackrest --help
+import sys
+sys.path.insert(0, %r)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._jobs import main
+sys.exit(main())
+'''
+
+
+def library_files():
+    """{path: bytes} of the program's library, from this module's own copy of the collection's module_utils."""
+    files = {}
+    parts = PACKAGE.split('.')
+    for depth in range(1, len(parts) + 1):
+        files[os.path.join(LIBRARY, *parts[:depth]) + '/__init__.py'] = b''
+    for module in JOB_MODULES:
+        source = module.__loader__.get_source(module.__name__)
+        files[os.path.join(LIBRARY, *parts) + '/%s.py' % module.__name__.rsplit('.', 1)[1]] = source.encode('utf-8')
+    return files
+
+
+def cron_text(params, stanza):
+    program = '%s --stanza %s' % (PROGRAM, stanza)
+    log = '>> %s 2>&1' % params['cron_log']
+    days = ','.join(str(day) for day in range(7) if day != params['full_weekday'])
+    lines = ['# Scheduled pgBackRest jobs of stanza %s; written by chronos.pgbackrest (pgbackrest_schedule).' % stanza,
+             'SHELL=/bin/sh', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+             '%d %d * * %d root %s backup full %s' % (params['minute'], params['hour'], params['full_weekday'], program, log),
+             '%d %d * * %s root %s backup diff %s' % (params['minute'], params['hour'], days, program, log)]
+    if params['metrics_dir']:
+        lines.append('*/%d * * * * root %s metrics %s' % (params['metrics_every'], program, log))
+    for job, hour in (('verify', 4), ('drill', 5)):
+        schedule = params[job] or {}
+        if schedule.get('enabled'):
+            lines.append('%d %d * * %d root %s %s %s' % (int(schedule.get('minute', 0)), int(schedule.get('hour', hour)),
+                                                          int(schedule.get('weekday', 6)), program, job, log))
+    return '\n'.join(lines) + '\n'
+
+
+def check_schedule(params):
+    problems = []
+    for name, low, high in (('hour', 0, 23), ('minute', 0, 59), ('full_weekday', 0, 6), ('metrics_every', 1, 59)):
+        if not low <= params[name] <= high:
+            problems.append('%s must be %d to %d (got %s)' % (name, low, high, params[name]))
+    for job in ('verify', 'drill'):
+        schedule = params[job] or {}
+        for name, low, high in (('hour', 0, 23), ('minute', 0, 59), ('weekday', 0, 6)):
+            if name in schedule and not (str(schedule[name]).isdigit() and low <= int(schedule[name]) <= high):
+                problems.append('%s %s must be %d to %d (got %s)' % (job, name, low, high, schedule[name]))
+    if problems:
+        raise ChronosError('Invalid schedule: %s; cron would reject the file and nothing would run. Nothing was '
+                           'changed.' % '; '.join(problems))
+
+
+def main():
+    run = ModuleRun(dict(
+        pg_path=dict(type='path', required=True),
+        wrapper=dict(type='str', required=True),
+        wrapper_path=dict(type='path', default='/usr/local/bin/pgbackrest-backup.sh'),
+        enabled=dict(type='bool', default=True),
+        hour=dict(type='int', default=2),
+        minute=dict(type='int', default=0),
+        full_weekday=dict(type='int', default=0),
+        metrics_dir=dict(type='path', default='/var/lib/prometheus/node-exporter'),
+        metrics_every=dict(type='int', default=5),
+        cron_log=dict(type='path', default='/var/log/chronos-backup-cron.log'),
+        repository=dict(type='str', default='the repository'),
+        log=dict(type='str', default='/var/log/pgbackrest/backup.log'),
+        verify=dict(type='dict', default={}),
+        drill=dict(type='dict', default={}),
+    ), supports_check_mode=True)
+    with run:
+        params, stanza = run.params, run.params['stanza']
+        check_schedule(params)
+        changed = []
+        settings = dict((name, params.get(name)) for name in (
+            'stanza', 'config', 'binary', 'container', 'os_user', 'pg_user', 'pg_port', 'pg_socket_path', 'pg_bin_path',
+            'pg_service', 'container_stop_timeout', 'pg_path', 'metrics_dir', 'repository', 'log', 'full_weekday'))
+        settings.update(wrapper=params['wrapper_path'], drill=dict(
+            (key, value) for key, value in (params['drill'] or {}).items()
+            if key in ('path', 'port', 'database', 'query', 'timeout')))
+        interpreter = '/usr/bin/python3' if os.path.exists('/usr/bin/python3') else sys.executable
+        files = library_files()
+        files[PROGRAM] = (PROGRAM_TEXT % (interpreter, LIBRARY)).encode()
+        files[settings_path(stanza)] = (json.dumps(settings, indent=2, sort_keys=True) + '\n').encode()
+        cron_file = '/etc/cron.d/pgbackrest-%s' % stanza.replace('.', '_')
+        for path, content in sorted(files.items()):
+            if not run.check_mode:
+                _makedirs(os.path.dirname(path))
+            mode = 0o755 if path == PROGRAM else 0o644
+            if write_local_file(path, content, 0, 0, mode, run.check_mode):
+                changed.append(path)
+        if params['metrics_dir'] and not os.path.isdir(params['metrics_dir']):
+            changed.append(params['metrics_dir'])
+            if not run.check_mode:
+                _makedirs(params['metrics_dir'])
+        if params['enabled']:
+            if write_local_file(cron_file, cron_text(params, stanza).encode(), 0, 0, 0o644, run.check_mode):
+                changed.append(cron_file)
+        elif os.path.exists(cron_file):
+            changed.append(cron_file)
+            if not run.check_mode:
+                os.unlink(cron_file)
+        if run.target.write_file(params['wrapper_path'], params['wrapper'].encode(), 0, 0, 0o755, run.check_mode):
+            changed.append('%s on %s' % (params['wrapper_path'], run.target.describe()))
+        run.exit(changed=bool(changed), changed_files=changed, cron_file=cron_file)
+
+
+def _makedirs(path):
+    if not os.path.isdir(path):
+        os.makedirs(path, 0o755)
+
+
+if __name__ == '__main__':
+    main()

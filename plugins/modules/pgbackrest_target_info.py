@@ -1,0 +1,221 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the chronos.pgbackrest collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+DOCUMENTATION = r'''
+module: pgbackrest_target_info
+short_description: Read where PostgreSQL and pgBackRest live, and refuse a target that cannot be provisioned
+version_added: 0.2.0
+description:
+  - Reads the target - this host, or with I(container) a Docker container on it - the way the server and the
+    container answer - the data directory PostgreSQL runs with, its version, the superuser to connect as (in the
+    official postgres image, C(POSTGRES_USER)), the PostgreSQL operating-system user's uid and gid, pgBackRest's
+    version, the compression types it was built with, and where its configuration lies on this host's disk.
+  - Fails with one message saying what to do, and changes nothing, when the container is missing, stopped or on
+    another Docker host, PostgreSQL does not answer, the superuser does not exist, I(pg_path) is not the data
+    directory PostgreSQL runs with, pgBackRest is missing, or (in container mode) the configuration is not
+    bind-mounted from this host.
+extends_documentation_fragment:
+  - chronos.pgbackrest.pgbackrest
+options:
+  pg_path:
+    description:
+      - The data directory the inventory names; when set it must be the one PostgreSQL runs with.
+    type: path
+  pg_version:
+    description:
+      - The PostgreSQL major version the inventory names; when set, the server must run it.
+    type: str
+  config:
+    description:
+      - Path of pgBackRest's configuration on the target.
+    type: path
+    default: /etc/pgbackrest/pgbackrest.conf
+  stanza:
+    description:
+      - Name of the stanza (only named in messages).
+    type: str
+    required: false
+    default: ''
+attributes:
+  check_mode:
+    support: full
+    description: Reading is safe; the module runs in check mode as it does otherwise.
+  diff_mode:
+    support: none
+    description: Nothing to show as a diff.
+  idempotent:
+    support: full
+    description: Changes nothing.
+author:
+  - Chronos platform team (@chronos-platform)
+'''
+
+EXAMPLES = r'''
+- name: Read the chronos-db container
+  chronos.pgbackrest.pgbackrest_target_info:
+    container: chronos-db
+  register: target
+'''
+
+RETURN = r'''
+target:
+  description: What the target is.
+  returned: success
+  type: dict
+  contains:
+    kind:
+      description: C(host) or C(container).
+      type: str
+    pg_path:
+      description: The data directory PostgreSQL runs with.
+      type: str
+    pg_version:
+      description: PostgreSQL's major version.
+      type: str
+    superuser:
+      description: The PostgreSQL role the collection connects as (C(pg1-user)).
+      type: str
+    uid:
+      description: The PostgreSQL operating-system user's uid on the target.
+      type: int
+    gid:
+      description: Its gid.
+      type: int
+    pgbackrest_version:
+      description: pgBackRest's version on the target.
+      type: str
+    compress_types:
+      description: The compression types this pgBackRest was built with, fastest first.
+      type: list
+      elements: str
+    block_incremental:
+      description: Whether this pgBackRest supports block incremental backups (2.46 or later).
+      type: bool
+    process_max:
+      description: Half the managed host's CPUs, at least 1.
+      type: int
+    config_mount:
+      description: In container mode, how the configuration is mounted - C(file) or C(directory) - and C(host) on a host.
+      type: str
+    config_host_path:
+      description: Where the configuration lies on the managed host's disk.
+      type: str
+executed_commands:
+  description: Commands run.
+  returned: always
+  type: list
+  elements: str
+'''
+
+import os
+
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import version_at_least
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+
+# Fastest first: zst compresses about as well as gz at several times its speed; lz4 is faster still but
+# compresses less; gz is always there.
+COMPRESS_PREFERENCE = ('zst', 'lz4', 'gz')
+# pgBackRest checks compress-type before anything else: 32 when the build lacks it, 37 (pg1-path missing) when not.
+UNSUPPORTED_OPTION_VALUE = 32
+
+
+def compress_types(target, binary):
+    supported = []
+    for kind in COMPRESS_PREFERENCE:
+        done = target.run([binary, '--stanza=probe', '--compress-type=%s' % kind, '--log-level-console=error',
+                           '--log-level-file=off', '--log-level-stderr=off', 'backup'])
+        if done.rc != UNSUPPORTED_OPTION_VALUE:
+            supported.append(kind)
+    return supported
+
+
+def server_facts(target):
+    try:
+        rows = target.sql("SELECT current_setting('data_directory'), current_setting('server_version_num'), "
+                          "rolsuper FROM pg_roles WHERE rolname = current_user", attempt='connect to PostgreSQL')
+    except ChronosError as exc:
+        if 'does not exist' in exc.msg and 'role' in exc.msg:
+            raise ChronosError('PostgreSQL on %s has no role %s to connect as: set pgbackrest_pg_user to a superuser '
+                               '(in the official postgres image, the container\'s POSTGRES_USER). Nothing was changed.'
+                               % (target.describe(), target.superuser))
+        raise
+    data_directory, version_num, superuser = rows[0]
+    if superuser != 't':
+        raise ChronosError('Role %s on %s is not a superuser: pgBackRest and ALTER SYSTEM need one. Set pgbackrest_pg_user '
+                           'to a superuser. Nothing was changed.' % (target.superuser, target.describe()))
+    return data_directory, str(int(version_num) // 10000)
+
+
+def config_location(target, config):
+    """('host' | 'file' | 'directory', the configuration's path on this host's disk)."""
+    if target.kind == 'host':
+        return 'host', config
+    mount = target.mount_for(config)
+    if mount is None or mount.get('Type') not in ('bind', 'volume'):
+        raise ChronosError("Container '%s' does not mount %s from this host: the role writes it on the Docker host. "
+                           "Recreate the container with it bind-mounted, as the guide does (docker run -v "
+                           "/path/on/host/pgbackrest.conf:%s ...) or with its directory mounted. Nothing was changed."
+                           % (target.name, config, config))
+    host_path = target.host_path(config)
+    kind = 'file' if os.path.normpath(config) == mount['Destination'] else 'directory'
+    checked = host_path if kind == 'file' else os.path.dirname(host_path)
+    if os.path.exists(checked) and os.statvfs(checked).f_flag & os.ST_RDONLY:
+        raise ChronosError('%s, mounted into container %s as %s, is on a read-only filesystem of this host: the role '
+                           'cannot write the configuration. Nothing was changed.' % (checked, target.name, config))
+    if kind == 'file' and not os.path.isfile(host_path):
+        raise ChronosError('%s, bind-mounted into container %s as %s, is not a file on this host. Nothing was changed.'
+                           % (host_path, target.name, config))
+    return kind, host_path
+
+
+def main():
+    run = ModuleRun(dict(
+        stanza=dict(type='str', required=False, default=''),
+        pg_path=dict(type='path'),
+        pg_version=dict(type='str'),
+        config=dict(type='path', default='/etc/pgbackrest/pgbackrest.conf'),
+    ), supports_check_mode=True)
+    with run:
+        params, target = run.params, run.target
+        if target.kind == 'container' and not target.running:
+            raise ChronosError("Container '%s' is not running (status %s): start it (docker start %s) and run again. "
+                               "Nothing was changed." % (target.name, target.status, target.name))
+        if not target.pg_ready():
+            raise ChronosError('PostgreSQL does not accept connections on %s (socket directory %s, port %d): start it, '
+                               'or set pgbackrest_pg_port and pgbackrest_pg_socket_path, and run again. Nothing was '
+                               'changed.' % (target.describe(), target.socket_path, target.pg_port))
+        data_directory, pg_version = server_facts(target)
+        if params['pg_path'] and os.path.normpath(params['pg_path']) != os.path.normpath(data_directory):
+            raise ChronosError('pgbackrest_pg_path %s is not the data directory PostgreSQL runs with on %s (%s): set it '
+                               'to that, or leave it unset. Nothing was changed.' % (
+                                   params['pg_path'], target.describe(), data_directory))
+        if params['pg_version'] and params['pg_version'] != pg_version:
+            raise ChronosError('The inventory says PostgreSQL %s (pgbackrest_pg_version), but %s runs PostgreSQL %s: '
+                               'correct it, or leave it unset. Nothing was changed.' % (
+                                   params['pg_version'], target.describe(), pg_version))
+        binary = params['binary'] or 'pgbackrest'
+        version = target.run([binary, 'version'])
+        if version.rc != 0:
+            raise ChronosError('pgBackRest does not run on %s (%s). %s Nothing was changed.' % (
+                target.describe(), version.output or 'exit %d' % version.rc,
+                "Install it in the container's image (for example apt-get install pgbackrest in its Dockerfile) and "
+                "recreate the container." if target.kind == 'container' else 'Install pgbackrest.'))
+        pgbackrest_version = version.stdout.strip().split()[-1]
+        uid, gid = target.user_ids(target.os_user)
+        mount, host_path = config_location(target, params['config'])
+        run.exit(changed=False, target=dict(
+            kind=target.kind, name=target.describe(), pg_path=data_directory, pg_version=pg_version,
+            superuser=target.superuser, os_user=target.os_user, uid=uid, gid=gid,
+            pgbackrest_version=pgbackrest_version, compress_types=compress_types(target, binary),
+            block_incremental=version_at_least(pgbackrest_version, '2.46'),
+            process_max=max(1, (os.cpu_count() or 2) // 2), config_mount=mount, config_host_path=host_path))
+
+
+if __name__ == '__main__':
+    main()

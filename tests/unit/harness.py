@@ -1,0 +1,387 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the chronos.pgbackrest collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""What the unit tests run the code against: captured output, the fakes at the seams, and the constants of the lab
+the fixtures were captured in. The fixtures that install the fakes are in conftest.py.
+
+Imported as ansible_collections.chronos.pgbackrest.tests.unit.harness (conftest.py makes this checkout reachable
+under that name), like the code under test.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import csv
+import io
+import json
+import os
+import struct
+import tarfile
+
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _container
+
+UNIT = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(UNIT))
+FIXTURES = os.path.join(UNIT, 'fixtures')
+
+STANZA = 'chronos-v2'
+BINARY = 'pgbackrest'
+# What PgBackRest puts before every command's own options (PgBackRest.command).
+PREFIX = [BINARY, '--stanza=%s' % STANZA, '--log-level-console=off', '--log-level-stderr=warn']
+SECRETS = dict(repo_cipher_pass='cipher-secret-1', repo_s3_key='s3-key-2', repo_s3_key_secret='s3-secret-3')
+SECRET_ENVIRONMENT = {'PGBACKREST_REPO1_CIPHER_PASS': 'cipher-secret-1', 'PGBACKREST_REPO1_S3_KEY': 's3-key-2',
+                      'PGBACKREST_REPO1_S3_KEY_SECRET': 's3-secret-3'}
+# When the fake clock starts: 2026-11-24 09:53:20 UTC, a minute after the captured restores.
+CLOCK_START = 1795513999.0
+
+
+def fixture_bytes(name):
+    with open(os.path.join(FIXTURES, name), 'rb') as handle:
+        return handle.read()
+
+
+def fixture_text(name):
+    """A captured output as a target returns it: UTF-8, undecodable bytes replaced (_target._text)."""
+    return fixture_bytes(name).decode('utf-8', 'replace')
+
+
+def ok(output=b''):
+    """A command that succeeded: output is a fixture's name or bytes."""
+    return (0, fixture_bytes(output) if isinstance(output, str) else output, b'')
+
+
+def fails(rc, stderr=b'', stdout=b''):
+    """A command that failed: stderr is a fixture's name or bytes."""
+    return (rc, stdout, fixture_bytes(stderr) if isinstance(stderr, str) else stderr)
+
+
+def psql_rows(*rows):
+    """What psql -t --csv prints for these rows (an answer for ok())."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator='\n')
+    for row in rows:
+        writer.writerow(row)
+    return out.getvalue().encode()
+
+
+# The lab's repository after its point-in-time restores (fixtures/README.md, "Restore"): timeline 2 left timeline 1
+# in segment ...12. Its history file was not captured; this is the line PostgreSQL writes for a recovery to a time
+# (parent timeline, switch LSN, reason). HISTORY_TIME is when it was stored: after TL1's last segment (09:52:13),
+# before TL2's first (09:52:51).
+HISTORY_2 = b'1\t0/120000A0\tbefore 2026-11-24 09:52:10+00\n'
+HISTORY_TIME = 1795513945
+
+
+def wal_listing(directories=('0000000100000000', '0000000200000000'), history=True):
+    """`repo-ls --output=json --recurse archive/chronos-v2/15-1` of the lab's repository, assembled from the two
+    captured listings of its WAL directories (repo-ls-wal-tl1.json, repo-ls-wal-tl2.json) and TL2's history file:
+    names relative to the listed path, as pgBackRest prints them with --recurse."""
+    captured = {'0000000100000000': 'repo-ls-wal-tl1.json', '0000000200000000': 'repo-ls-wal-tl2.json'}
+    entries = {'.': {'type': 'path'}}
+    for directory in directories:
+        for name, entry in json.loads(fixture_bytes(captured[directory])).items():
+            entries[directory if name == '.' else '%s/%s' % (directory, name)] = entry
+    if history:
+        entries['00000002.history'] = {'type': 'file', 'size': len(HISTORY_2), 'time': HISTORY_TIME}
+    return json.dumps(entries, sort_keys=True).encode()
+
+
+def command_name(argv):
+    """The pgbackrest command of an argument list ('info', 'repo-ls': the first argument after the binary that is
+    not an option), or the program's name for anything else ('psql', 'pg_ctl')."""
+    program = os.path.basename(argv[0])
+    if program == 'pgbackrest':
+        return next((arg for arg in argv[1:] if not arg.startswith('-')), program)
+    if program == 'sh' and argv[1:2] == ['-c'] and _container.STDIN_VARIABLE in argv[2]:
+        return command_name(argv[4:])      # a command fed stdin in a container
+    return program
+
+
+# --- commands: the fake at the target seam ------------------------------------------------------------------
+
+class Commands(object):
+    """Answers the commands a target runs from a list of (rc, stdout bytes, stderr bytes), in order. An answer may
+    also be a function of the call (a dict: argv, user, env, stdin, where) that returns such a tuple."""
+
+    def __init__(self, outputs=()):
+        self.pending = list(outputs)
+        self.calls = []
+        self.unexpected = []
+
+    def expect(self, *outputs):
+        self.pending.extend(outputs)
+        return self
+
+    def answer(self, argv, user, env, stdin, where):
+        call = dict(argv=[str(arg) for arg in argv], user=user, env=dict(env or {}), stdin=stdin, where=where)
+        self.calls.append(call)
+        if not self.pending:
+            self.unexpected.append(call['argv'])
+            raise AssertionError('unexpected command on %s: %s' % (where, ' '.join(call['argv'])))
+        answer = self.pending.pop(0)
+        return answer(call) if callable(answer) else answer
+
+    @property
+    def names(self):
+        """command_name of every call, in order."""
+        return [command_name(call['argv']) for call in self.calls]
+
+    def assert_done(self):
+        unexpected, pending = self.unexpected, self.pending
+        # Reported once: the fixture's own check at teardown must not report it again.
+        self.unexpected, self.pending = [], []
+        assert not unexpected, 'unexpected commands: %s' % unexpected
+        assert not pending, 'commands expected but not run: %d more (%s)' % (len(pending), pending)
+
+
+class SubprocessCommands(object):
+    """Stands for the subprocess module inside _target: run() answers from Commands (HostTarget._service)."""
+
+    PIPE = -1
+
+    def __init__(self, commands):
+        self.commands = commands
+
+    def run(self, argv, **kwargs):
+        rc, stdout, stderr = self.commands.answer(argv, None, {}, kwargs.get('input'), 'host:subprocess')
+        return _Completed(rc, stdout, stderr)
+
+
+class _Completed(object):
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+class NoSubprocess(object):
+    PIPE = -1
+
+    def run(self, argv, **kwargs):
+        raise AssertionError('a unit test ran a real command: %s' % ' '.join(str(arg) for arg in argv))
+
+
+# Where the host tests' PostgreSQL programs are: set, so that no test depends on what this machine has installed.
+BIN = '/usr/lib/postgresql/15/bin'
+
+
+# --- the clock ----------------------------------------------------------------------------------------------------
+
+class Clock(object):
+    """time for the code under test: time() stands still until sleep() moves it. on_sleep(now) runs at each sleep."""
+
+    def __init__(self, now=CLOCK_START):
+        self.now = now
+        self.slept = []
+        self.on_sleep = None
+
+    def time(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.slept.append(seconds)
+        self.now += seconds
+        if self.on_sleep:
+            self.on_sleep(self.now)
+
+
+# --- data directories and modules -------------------------------------------------------------------------------
+
+def write_cluster(path, system_id, version='15'):
+    """A fake PostgreSQL data directory in path: PG_VERSION and global/pg_control."""
+    os.makedirs(os.path.join(path, 'global'), exist_ok=True)
+    with open(os.path.join(path, 'PG_VERSION'), 'w') as handle:
+        handle.write('%s\n' % version)
+    # pg_control starts with the system identifier, a uint64 in native byte order; the rest is padding.
+    with open(os.path.join(path, 'global', 'pg_control'), 'wb') as handle:
+        handle.write(struct.pack('=Q', system_id) + b'\0' * 8184)
+    return path
+
+
+class ModuleExit(SystemExit):
+    """Raised instead of exit_json/fail_json (which end the process with SystemExit): carries the result."""
+
+    def __init__(self, failed, result):
+        super(ModuleExit, self).__init__(1 if failed else 0)
+        self.failed = failed
+        self.result = result
+
+
+class Run(object):
+    """What one module run did: its result and every command it ran."""
+
+    def __init__(self, failed, result, commands):
+        self.failed = failed
+        self.result = result
+        self.calls = list(commands.calls)
+        self.commands = commands.names
+
+    @property
+    def msg(self):
+        return self.result.get('msg')
+
+
+# --- docker: a fake Docker engine ----------------------------------------------------------------------------------
+
+class NotFound(Exception):
+    """docker.errors.NotFound: the code recognises it by its class name."""
+
+
+class FakeContainer(object):
+    """A container as docker-py shows it. exec_run answers from Commands; the archive API works on self.files
+    ({path: (content, uid, gid, mode)}); stop, start and remove change status and are recorded."""
+
+    def __init__(self, engine, name, attrs, status='running', files=None, labels=None):
+        self.engine = engine
+        self.name = name
+        self.id = '%s-id' % name
+        self.attrs = attrs
+        self.status = status
+        self.labels = labels or {}
+        self.files = dict(files or {})
+        self.image = type('Image', (), {'id': attrs.get('Image')})()
+        self.removed = False
+        self.logs_text = b''
+
+    def reload(self):
+        pass
+
+    def exec_run(self, argv, user='', environment=None, demux=False):
+        assert demux, 'exec_run without demux mixes stdout and stderr'
+        rc, stdout, stderr = self.engine.commands.answer(argv, user, environment, None, self.name)
+        # docker-py returns None for a stream that printed nothing.
+        return rc, (stdout or None, stderr or None)
+
+    def get_archive(self, path):
+        if path not in self.files:
+            raise NotFound('Could not find the file %s in container %s' % (path, self.name))
+        content, uid, gid, mode = self.files[path]
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode='w') as archive:
+            info = tarfile.TarInfo(name=path.rsplit('/', 1)[-1])
+            info.size, info.uid, info.gid, info.mode = len(content), uid, gid, mode
+            archive.addfile(info, io.BytesIO(content))
+        # docker-py streams the archive in chunks.
+        raw = data.getvalue()
+        return [raw[:100], raw[100:]], {'name': path.rsplit('/', 1)[-1]}
+
+    def put_archive(self, directory, data):
+        with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+            for member in archive.getmembers():
+                path = '%s/%s' % (directory.rstrip('/'), member.name)
+                self.files[path] = (archive.extractfile(member).read(), member.uid, member.gid, member.mode)
+                self.engine.events.append(('put_archive', self.name, path))
+        return True
+
+    def stop(self, timeout=None):
+        self.engine.events.append(('stop', self.name, timeout))
+        self.status = 'exited'
+
+    def start(self):
+        self.engine.events.append(('start', self.name))
+        self.status = 'running'
+
+    def remove(self, force=False, v=False):
+        self.engine.events.append(('remove', self.name))
+        self.removed = True
+        self.engine.forget(self)
+
+    def logs(self, tail=None):
+        return self.logs_text
+
+
+class FakeVolume(object):
+    def __init__(self, engine, name, mountpoint, labels):
+        self.engine = engine
+        self.name = name
+        self.attrs = {'Mountpoint': mountpoint, 'Labels': labels, 'Driver': 'local'}
+
+    def remove(self):
+        import shutil
+        shutil.rmtree(os.path.dirname(self.attrs['Mountpoint']))
+        self.engine.volume_list.remove(self)
+        self.engine.events.append(('volume-remove', self.name))
+
+
+def _matches(labels, filters):
+    wanted = (filters or {}).get('label')
+    if not wanted:
+        return True
+    name, dummy, value = wanted.partition('=')
+    return labels.get(name) == value if value else name in labels
+
+
+class FakeDocker(object):
+    """docker.from_env() for one test. containers.create() makes helper and scratch containers (status 'created';
+    their kwargs are kept in .created); volumes live under volumes_root, as Docker's under /var/lib/docker/volumes."""
+
+    def __init__(self, commands, volumes_root):
+        self.commands = commands
+        self.volumes_root = volumes_root
+        self.container_list = []
+        self.volume_list = []
+        self.created = []
+        self.events = []
+        engine = self
+
+        class Containers(object):
+            def get(self, name):
+                for container in engine.container_list:
+                    if name in (container.name, container.id):
+                        return container
+                raise NotFound('No such container: %s' % name)
+
+            def list(self, all=False, filters=None):  # pylint: disable=redefined-builtin
+                return [container for container in engine.container_list if _matches(container.labels, filters)]
+
+            def create(self, image, **kwargs):
+                engine.created.append(dict(kwargs, image=image))
+                container = FakeContainer(engine, kwargs.get('name') or 'created%d' % len(engine.created),
+                                          {'Image': image, 'Config': {'Env': []}, 'HostConfig': {}, 'Mounts': []},
+                                          status='created', labels=kwargs.get('labels'))
+                engine.container_list.append(container)
+                return container
+
+        class Volumes(object):
+            def list(self, filters=None):
+                return [volume for volume in engine.volume_list if _matches(volume.attrs['Labels'], filters)]
+
+            def create(self, name, driver='local', labels=None):
+                mountpoint = os.path.join(engine.volumes_root, name, '_data')
+                os.makedirs(mountpoint)
+                volume = FakeVolume(engine, name, mountpoint, labels or {})
+                engine.volume_list.append(volume)
+                engine.events.append(('volume-create', name))
+                return volume
+
+            def get(self, name):
+                for volume in engine.volume_list:
+                    if volume.name == name:
+                        return volume
+                raise NotFound('No such volume: %s' % name)
+
+        self.containers = Containers()
+        self.volumes = Volumes()
+
+    def info(self):
+        return {'DockerRootDir': self.volumes_root}
+
+    def forget(self, container):
+        if container in self.container_list:
+            self.container_list.remove(container)
+
+    def add_container(self, name='chronos-db', env=None, mounts=(), status='running', files=None,
+                      image='sha256:5f1e0c', host_config=None, labels=None):
+        attrs = {
+            'Image': image,
+            'Config': {'Env': list(env if env is not None else ['PGDATA=/var/lib/postgresql/data',
+                                                                'PATH=/usr/local/bin:/usr/bin:/bin'])},
+            'HostConfig': host_config if host_config is not None else {
+                'NetworkMode': 'chronos-lab', 'ExtraHosts': ['s3.chronos.lab:172.18.0.2'], 'Dns': [],
+                'RestartPolicy': {'Name': 'unless-stopped'}},
+            'Mounts': list(mounts),
+        }
+        container = FakeContainer(self, name, attrs, status, files, labels)
+        self.container_list.append(container)
+        return container
+
+    def add_volume(self, name, labels=None):
+        return self.volumes.create(name, labels=labels)

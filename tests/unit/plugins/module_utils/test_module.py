@@ -1,0 +1,135 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the chronos.pgbackrest collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""plugins/module_utils/_module.py: the options every module shares, and ModuleRun turning errors into fail_json
+with executed_commands. Exercised through a small module's main() run by AnsibleModule (conftest.run_module)."""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import pytest
+
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _module
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import PREFIX, SECRET_ENVIRONMENT, SECRETS, ok
+
+
+class Module(object):
+    """A module whose main() runs `body(run)` inside ModuleRun."""
+
+    def __init__(self, body, spec=None):
+        self.body = body
+        self.spec = spec
+
+    def main(self):
+        run = ModuleRun(self.spec, supports_check_mode=True)
+        with run:
+            self.body(run)
+            run.exit(changed=False)
+
+
+def test_common_argument_spec():
+    spec = _module.common_argument_spec()
+    assert spec['stanza'] == dict(type='str', required=True)
+    assert [name for name, option in sorted(spec.items()) if option.get('no_log')] == [
+        'repo_cipher_pass', 'repo_s3_key', 'repo_s3_key_secret']
+    assert (spec['os_user']['default'], spec['pg_port']['default'], spec['pg_socket_path']['default'],
+            spec['pg_service']['default'], spec['container_stop_timeout']['default']) == (
+        'postgres', 5432, '/var/run/postgresql', 'postgresql', 60)
+
+
+def test_secrets():
+    assert _module.secrets(dict(SECRETS, stanza='s')) == SECRETS
+    assert _module.secrets({}) == dict(repo_cipher_pass=None, repo_s3_key=None, repo_s3_key_secret=None)
+
+
+def test_a_run_builds_target_and_pgbackrest(run_module):
+    seen = {}
+
+    def body(run):
+        seen.update(kind=run.target.kind, stanza=run.pgbackrest.stanza, config=run.pgbackrest.config,
+                    binary=run.pgbackrest.binary, environment=run.pgbackrest.environment, superuser=run.target.superuser,
+                    check_mode=run.check_mode)
+    result = run_module(Module(body), dict(stanza='chronos-v2', config='/etc/pgbackrest/pgbackrest.conf',
+                                           binary='/usr/bin/pgbackrest', pg_user='chronos', **SECRETS), check_mode=True)
+    assert not result.failed
+    assert seen == dict(kind='host', stanza='chronos-v2', config='/etc/pgbackrest/pgbackrest.conf',
+                        binary='/usr/bin/pgbackrest', environment=SECRET_ENVIRONMENT, superuser='chronos',
+                        check_mode=True)
+    assert result.result['executed_commands'] == []
+
+
+def test_exit_reports_executed_commands(run_module):
+    result = run_module(Module(lambda run: run.pgbackrest.run('check')), dict(stanza='chronos-v2'), [ok()])
+    assert result.result['executed_commands'] == [' '.join(PREFIX + ['check'])]
+
+
+def test_a_chronos_error_becomes_fail_json_with_its_fields(run_module):
+    def body(run):
+        run.pgbackrest.run('check')
+        raise ChronosError('Unable to do it: because.', failed_part='stanza', executed_commands=['forged'])
+    result = run_module(Module(body), dict(stanza='chronos-v2'), [ok()])
+    assert result.failed
+    assert result.msg == 'Unable to do it: because.'
+    assert result.result['failed_part'] == 'stanza'
+    # The commands run, never what an error claims they were.
+    assert result.result['executed_commands'] == [' '.join(PREFIX + ['check'])]
+
+
+def test_a_pgbackrest_error_keeps_rc_and_output(run_module, captured):
+    result = run_module(Module(lambda run: run.pgbackrest.run('check', attempt='check stanza chronos-v2')),
+                        dict(stanza='chronos-v2'), [(87, b'', captured('check-archive-off.err').encode())])
+    assert result.failed
+    assert (result.result['rc'], result.result['error_code'], result.result['failed_part']) == (87, 87, 'archiving')
+    assert result.result['stderr'] == captured('check-archive-off.err')
+
+
+def test_an_unexpected_exception_is_reported_with_its_traceback(run_module):
+    def body(run):
+        raise KeyError('stop_time')
+    result = run_module(Module(body), dict(stanza='chronos-v2'))
+    assert result.failed
+    assert result.msg == "KeyError: 'stop_time'"
+    assert 'Traceback (most recent call last)' in result.result['exception']
+    assert result.result['executed_commands'] == []
+
+
+def test_a_target_that_cannot_be_made(run_module, docker):
+    result = run_module(Module(lambda run: pytest.fail('the body ran')), dict(stanza='chronos-v2', container='chronos-db'))
+    assert result.failed
+    assert result.msg.startswith("Container 'chronos-db' does not exist on this Docker host")
+    assert result.result['executed_commands'] == []
+
+
+def test_the_targets_helper_is_removed_at_the_end(run_module, docker):
+    container = docker.add_container(status='exited')
+
+    def body(run):
+        run.target.allow_commands_while_stopped()
+        run.target.run(['true'])
+    result = run_module(Module(body), dict(stanza='chronos-v2', container='chronos-db'), [ok()])
+    assert not result.failed
+    helper = [event for event in docker.events if event[0] == 'remove']
+    assert helper == [('remove', 'chronos-db-pgbackrest-helper')]
+    assert container.status == 'exited'
+
+
+def test_the_helper_is_removed_on_failure_too(run_module, docker):
+    docker.add_container(status='exited')
+
+    def body(run):
+        run.target.allow_commands_while_stopped()
+        run.target.run(['true'])
+        raise ChronosError('failed')
+    result = run_module(Module(body), dict(stanza='chronos-v2', container='chronos-db'), [ok()])
+    assert result.failed and ('remove', 'chronos-db-pgbackrest-helper') in docker.events
+
+
+def test_a_module_may_change_shared_options(run_module):
+    spec = dict(stanza=dict(type='str', required=False, default=''))
+    seen = []
+    result = run_module(Module(lambda run: seen.append(run.pgbackrest.command('version')), spec), {})
+    assert not result.failed
+    assert seen == [['pgbackrest', '--log-level-console=off', '--log-level-stderr=warn', 'version']]

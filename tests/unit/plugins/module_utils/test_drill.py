@@ -379,10 +379,6 @@ def test_remove_refuses_a_directory_no_drill_made(live, commands, quiet_ports, t
     assert (scratch / 'precious').read_text() == 'x'
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Drill.remove looks only for 'not a drill' in the scratch place's first "
-                                       "refusal; an earlier refusal (the path holds the live data directory, the port "
-                                       "is the live one) hides that one, and remove deletes the whole path: the live "
-                                       "cluster, or a directory no drill made")
 @pytest.mark.parametrize('case', ['path-holds-the-live-cluster', 'live-port-over-a-foreign-directory'])
 def test_remove_never_deletes_what_no_drill_made(live, commands, quiet_ports, tmp_path, case):
     live_data = tmp_path / 'pg' / '15' / 'main'

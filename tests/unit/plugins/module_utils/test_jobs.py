@@ -269,7 +269,7 @@ def test_verify_finds_invalid_files(settings, commands, capsys):
     answer = holding_the_lock(ok(VERIFY_ERRORS))
     commands.expect(answer)
     assert _jobs.Job(settings).verify() == 1
-    assert commands.calls[0]['argv'] == PREFIX + ['--output=text', 'verify']
+    assert commands.calls[0]['argv'] == PREFIX + ['--output=text', '--verbose', 'verify']
     assert commands.calls[0]['user'] == 'postgres'
     assert answer.seen[0].startswith('pgbackrest verify pid ')
     assert StanzaLock('chronos-v2', 'progress').holder() == ''
@@ -288,18 +288,6 @@ def test_verify_reports_a_sound_repository(settings, commands, capsys):
     assert 'chronos-v2: pgbackrest verify found no problem' in capsys.readouterr().out
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: pgbackrest verify (2.45) without --verbose prints nothing when it finds no '
-                                       'problem; Job.verify runs it so and reads the empty report as problems: '
-                                       'pgbackrest_verify_status 1 and exit 1 every week on a sound repository')
-def test_verify_of_a_sound_repository_as_it_runs(settings, commands):
-    commands.expect(ok(b''))
-    assert _jobs.Job(settings).verify() == 0
-    assert verify_metrics(settings)[:2] == (0, 0)
-
-
-@pytest.mark.xfail(strict=True, reason="BUG: Job.verify runs pgbackrest verify without --verbose, which lists only the "
-                                       "counts above zero; parse_verify counts none of them, so "
-                                       "pgbackrest_verify_invalid_files is 0 for a damaged repository")
 def test_verify_counts_the_invalid_files(settings, commands):
     commands.expect(ok(VERIFY_ERRORS))
     _jobs.Job(settings).verify()
@@ -308,10 +296,10 @@ def test_verify_counts_the_invalid_files(settings, commands):
 
 def test_verify_that_cannot_run(settings, commands, capsys):
     commands.expect(fails(49, b'ERROR: [049]: unable to get address for \'nowhere.chronos.lab\'\n'))
-    assert _jobs.Job(settings).verify() == 2
+    assert _jobs.Job(settings).verify() == _jobs.EXIT_REFUSED
     assert verify_metrics(settings) == (2, 0, 1795513999)
-    assert ("pgbackrest verify could not run (exit 49): ERROR: [049]: unable to get address for 'nowhere.chronos.lab'"
-            in capsys.readouterr().out)
+    assert ("pgbackrest verify could not run: ERROR: [049]: unable to get address for 'nowhere.chronos.lab'"
+            in capsys.readouterr().err)
 
 
 def test_verify_while_busy(settings, commands, capsys):
@@ -329,9 +317,6 @@ def test_verify_without_metrics_directory(settings, commands):
     assert _jobs.Job(settings).verify() == 1
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: when the target cannot be built (the container is gone, Docker does not '
-                                       'answer) Job.verify raises before writing its metrics: pgbackrest_verify_status '
-                                       'keeps the last run\'s value instead of 2 (could not run)')
 def test_verify_when_the_container_is_gone(settings, commands, docker):
     commands.expect(ok(VERIFY_VERBOSE_OK))
     _jobs.Job(settings).verify()

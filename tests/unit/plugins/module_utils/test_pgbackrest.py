@@ -658,9 +658,6 @@ def test_parse_verify_error_status_without_counts():
     assert report['lines'] == ['stanza: chronos-v2', 'status: error', '  No usable backup.info file']
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: without --verbose (as Job.verify runs it) pgBackRest lists only the counts "
-                                       "above zero ('    checksum invalid: 1'); parse_verify's pattern wants all four on "
-                                       "one line, so it counts 0 invalid files in a damaged repository")
 def test_parse_verify_counts_the_short_form():
     report = pgbr.parse_verify(VERIFY_ERRORS.decode())
     assert report['ok'] is False

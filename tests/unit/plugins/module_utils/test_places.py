@@ -273,10 +273,6 @@ def test_a_container_pg_wal_link_within_its_volume_follows_the_move(tmp_path, do
     assert os.readlink(os.path.join(kept.local, 'pg_wal')) == '/var/lib/postgresql/wal/18.pre-restore-' + FIRST
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: refusal() accepts a pg_wal (or tablespace) link to a mount point, which '
-                                       'move_aside cannot rename (EBUSY) once it has renamed the data directory: the '
-                                       'restore stops half-way, PGDATA gone. In a container the root of a WAL volume '
-                                       'is renamed on the Docker host, breaking the volume')
 def test_a_link_to_a_mount_point_is_refused(cluster, monkeypatch):
     wal = str(cluster / 'wal' / 'main')
     monkeypatch.setattr(_places.os.path, 'ismount', lambda path: path == wal)

@@ -350,10 +350,6 @@ def test_progress_before_the_first_file(run_module):
     assert run.result['progress'] == 'Backing up: started, no file copied yet.'
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: progress reads the whole log tail, earlier runs included: a backup that "
-                                       "has copied nothing yet is reported at the previous run's last percentage "
-                                       "(100 %), until its first file; only what follows the last PROCESS START "
-                                       "banner is this run's")
 def test_progress_ignores_the_previous_run_in_the_log(run_module):
     log = BANNER + BEGIN + copied('global/pg_control', '100.00') + '\n' + BANNER + BEGIN
     run = progress(run_module, [running(), ok(log.encode())])

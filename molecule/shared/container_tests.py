@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from scenario import (CONFIG, CRON_LOG, DB_CONTAINER, METRICS_DIR, PROJECT, STANZA, cron_lines,
+from scenario import (CONFIG, CRON_LOG, DB_CONTAINER, METRICS_DIR, PROJECT, STANZA, assert_no_trace, cron_lines,
                       docker, docker_output, guide_commands, info, labels, module, psql, run_as_cron, run_playbook,
                       secrets, wait_until_ready)
 
@@ -71,6 +71,11 @@ def test_the_config_is_written_in_place_into_the_single_file_bind_mount(db):
     assert content == db.file(CONFIG).content_string, "the container sees the file the role wrote"
     assert "pg1-user=prometheus" in content, "the superuser read from the container's POSTGRES_USER"
     assert "pg1-path=%s" % db.check_output("printenv PGDATA") in content
+
+
+def test_a_second_run_leaves_no_trace(db, managed):
+    assert_no_trace(db, managed, [HOST_CONFIG, "/etc/cron.d/pgbackrest-%s" % STANZA, "/usr/local/bin/chronos-pgbackrest",
+                                  "/etc/chronos-pgbackrest/%s.json" % STANZA], ["/usr/local/bin/pgbackrest-backup.sh"])
 
 
 def test_the_guides_commands_work_verbatim(db):
@@ -136,7 +141,8 @@ def test_modules_say_when_the_container_is_missing_stopped_or_elsewhere(db):
 def test_check_mode_plans_a_backup_without_taking_it():
     before = labels()
     result = module("pgbackrest_backup", check=True, stanza=STANZA, type="full")
-    assert result["changed"] and result["executed_commands"][-1].endswith("--type=full backup")
+    assert result["changed"] and "--type=full" in result["executed_commands"][-1]
+    assert result["executed_commands"][-1].endswith(" backup")
     assert labels() == before
 
 

@@ -237,9 +237,8 @@ def test_a_scheduled_backup_started_during_a_restore_does_not_run(managed):
     before = labels()
     # Hold the stanza's lock as a restore holds it, for 15 s.
     lock = "/run/lock/chronos-pgbackrest/%s.lock" % STANZA
-    managed.check_output("mkdir -p /run/lock/chronos-pgbackrest && bash -c %s",
-                         "(exec 9>%s; flock 9; echo 'restore into test pid 1: step 3 of 5' >&9; sleep 15) &"
-                         " sleep 1" % lock)
+    managed.check_output("mkdir -p /run/lock/chronos-pgbackrest && setsid -f bash -c %s && sleep 1",
+                         "exec 9>%s; flock 9; echo 'restore into test pid 1: step 3 of 5' >&9; sleep 15" % lock)
     held_off = run_as_cron(managed, diff[6])
     assert held_off.rc == 75, held_off.stdout + held_off.stderr
     assert labels() == before

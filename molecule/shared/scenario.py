@@ -6,7 +6,6 @@ through Ansible, playbook runs against the scenario's own inventory, and the gui
 import json
 import os
 import re
-import shlex
 import subprocess
 import tempfile
 import time
@@ -214,3 +213,34 @@ def guide_commands(sections):
                 if match:
                     commands.append(match.group(0).replace("chronos-db ", "%s " % DB_CONTAINER, 1))
     return commands
+
+
+def quiet_wal(db):
+    """Archive what is pending and wait until no WAL is written for 3 s; returns the (still) insert position."""
+    archive_current_wal(db)
+    position, still = None, 0
+    while still < 3:
+        time.sleep(1)
+        now = psql(db, "SELECT pg_current_wal_insert_lsn()")
+        still = still + 1 if now == position else 0
+        position = now
+    return position
+
+
+def assert_no_trace(db, managed_host, managed_files, db_files):
+    """A second site.yml run changes nothing and leaves no trace: no WAL switch (pgbackrest check runs only after a
+    change), no restart, no rewritten file - PostgreSQL writes not one byte of WAL while it runs."""
+    position = quiet_wal(db)
+    archived = psql(db, "SELECT archived_count FROM pg_stat_archiver")
+    started = started_at()
+
+    def stamps():
+        return ([managed_host.check_output("stat -c '%%i %%Y' %s", path) for path in managed_files] +
+                [db.check_output("stat -c '%%i %%Y' %s", path) for path in db_files])
+    before = stamps()
+    result = run_playbook()
+    assert result.returncode == 0 and re.search(r"changed=0 ", result.stdout), result.stdout[-3000:]
+    assert psql(db, "SELECT archived_count FROM pg_stat_archiver") == archived
+    assert psql(db, "SELECT pg_current_wal_insert_lsn()") == position
+    assert started_at() == started
+    assert stamps() == before

@@ -348,7 +348,16 @@ def put_file(container, path, content, uid, gid, mode):
         info = tarfile.TarInfo(name=posixpath.basename(path))
         info.size, info.uid, info.gid, info.mode, info.mtime = len(content), uid, gid, mode, int(time.time())
         archive.addfile(info, io.BytesIO(content))
-    if not container.put_archive(posixpath.dirname(path), data.getvalue()):
+    directory = posixpath.dirname(path)
+    try:
+        copied = container.put_archive(directory, data.getvalue())
+    except Exception as exc:
+        if not _not_found(exc):
+            raise
+        # The directory is not in the container (a scratch container from an image without it): make it.
+        container.exec_run(['mkdir', '-p', directory], user='root')
+        copied = container.put_archive(directory, data.getvalue())
+    if not copied:
         raise ChronosError('Docker refused to copy %s into container %s.' % (path, container.name))
 
 

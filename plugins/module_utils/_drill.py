@@ -81,21 +81,24 @@ class HostScratch(object):
     def describe(self):
         return self.path
 
-    def refusal(self):
+    def not_ours(self):
+        """Why the scratch path is not the drill's own to create or remove, or None."""
         path, live = os.path.realpath(self.path), os.path.realpath(self.live_pg_path)
         if not self.settings.path.startswith('/') or path.count('/') < 2:
             return "the drill path '%s' must be an absolute path at least two levels deep" % self.settings.path
         if path == live or (path + '/').startswith(live + '/') or (live + '/').startswith(path + '/'):
             return 'the drill path %s and the live data directory %s are the same or lie inside one another' % (
                 self.path, self.live_pg_path)
+        if os.path.lexists(self.path) and not os.path.exists(os.path.join(self.path, 'drill.conf')) \
+                and (not os.path.isdir(self.path) or os.listdir(self.path)):
+            return '%s exists and is not a drill\'s scratch directory (no drill.conf): move it away' % self.path
+        return None
+
+    def refusal(self):
         if self.settings.port == self.live.pg_port:
             return 'the drill port %d is the live cluster\'s port' % self.settings.port
-        if os.path.lexists(self.path) and not os.path.exists(os.path.join(self.path, 'drill.conf')) \
-                and os.listdir(self.path):
-            return '%s exists and is not a drill\'s scratch directory (no drill.conf): move it away' % self.path
-        if _port_listening(self.settings.port):
-            return 'something already listens on port %d' % self.settings.port
-        return None
+        return self.not_ours() or ('something already listens on port %d' % self.settings.port
+                                   if _port_listening(self.settings.port) else None)
 
     def exists(self):
         return os.path.lexists(self.path)
@@ -151,10 +154,15 @@ class ContainerScratch(object):
                 return None
             raise
 
-    def refusal(self):
+    def not_ours(self):
         existing = self._existing()
         if existing is not None and (existing.labels or {}).get(DRILL_LABEL) != self.live.name:
             return "a container named %s exists and is not this drill's: remove or rename it" % self.name
+        return None
+
+    def refusal(self):
+        if self.not_ours():
+            return self.not_ours()
         network = (self.live.container.attrs.get('HostConfig') or {}).get('NetworkMode')
         if network == 'host' and _port_listening(self.settings.port):
             return 'something already listens on port %d of this host' % self.settings.port
@@ -211,8 +219,8 @@ class Drill(object):
 
     def remove(self, check_mode=False):
         """Remove a scratch place a drill left running (keep); True when there was one."""
-        refusal = self.scratch.refusal()
-        if refusal and 'not a drill' in refusal or refusal and 'not this drill' in refusal:
+        refusal = self.scratch.not_ours()
+        if refusal:
             raise ChronosError('Not removed: %s. Nothing was changed.' % refusal)
         if not self.scratch.exists():
             return False
@@ -297,8 +305,9 @@ class Drill(object):
         except ChronosError as exc:
             raise ChronosError('Restore drill failed: the scratch cluster did not recover: %s' % exc.msg.split(': ', 1)[-1])
         recovered = time.time()
-        newest = target.sql("SELECT coalesce(extract(epoch FROM pg_last_xact_replay_timestamp())::bigint::text, '')",
+        newest = target.sql("SELECT coalesce(extract(epoch FROM pg_last_xact_replay_timestamp())::bigint::text, 'none')",
                             attempt='read the newest restored transaction')[0][0]
+        newest = '' if newest == 'none' else newest
         amcheck = target.run([target.pg_tool('pg_amcheck'), '--install-missing', '-h', target.socket_path, '-p',
                               str(self.settings.port), '-U', target.superuser, '-d', self.settings.database])
         if amcheck.rc != 0:

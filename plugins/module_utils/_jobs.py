@@ -37,6 +37,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import 
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 EXIT_BUSY = 75
+# pgbackrest_verify_status (the verify job exits 0, 1, or EXIT_REFUSED when it could not run).
+VERIFY_OK, VERIFY_PROBLEMS, VERIFY_FAILED = 0, 1, 2
 
 
 def load_settings(path):
@@ -145,14 +147,20 @@ class Job(object):
             say(self.stanza, 'not starting pgbackrest verify: %s' % exc.msg, sys.stderr)
             return EXIT_BUSY
         try:
-            done = self.pgbackrest.execute('verify', '--output=text')
+            # --verbose: without it pgBackRest prints nothing when all is well, and only the non-zero counts.
+            done = self.pgbackrest.execute('verify', '--output=text', '--verbose')
+            report = parse_verify(done.stdout)
+            status = VERIFY_FAILED if done.rc != 0 else VERIFY_OK if report['ok'] else VERIFY_PROBLEMS
+            output = done.output
+        except ChronosError as exc:
+            status, report, output = VERIFY_FAILED, parse_verify(''), exc.msg
         finally:
             lock.__exit__(None, None, None)
-        report = parse_verify(done.stdout)
-        status = 2 if done.rc != 0 else 0 if report['ok'] else 1
-        say(self.stanza, 'pgbackrest verify %s' % (
-            'found no problem' if status == 0 else 'found %d missing or invalid files (see below)' % report['invalid']
-            if status == 1 else 'could not run (exit %d): %s' % (done.rc, done.output)))
+        if status == VERIFY_FAILED:
+            say(self.stanza, 'pgbackrest verify could not run: %s' % output, sys.stderr)
+        else:
+            say(self.stanza, 'pgbackrest verify %s' % ('found no problem' if status == VERIFY_OK else
+                                                       'found %d missing or invalid files:' % report['invalid']))
         for line in report['lines']:
             print(line)
         if self.settings.get('metrics_dir'):
@@ -162,7 +170,7 @@ class Job(object):
                                              '2 it could not run.', status),
                 'pgbackrest_verify_invalid_files': ('Files and WAL segments pgbackrest verify found missing or invalid.',
                                                     report['invalid'])})
-        return status
+        return EXIT_REFUSED if status == VERIFY_FAILED else status
 
     def _drill_metrics(self, rc, start, result):
         if self.settings.get('metrics_dir'):

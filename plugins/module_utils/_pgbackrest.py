@@ -381,15 +381,15 @@ def stanza_action(pgbackrest, cluster, state='present'):
     return stanza, 'stanza-create' if missing else 'stanza-upgrade' if different else None
 
 
-_VERIFY_COUNTS = re.compile(r'missing: (\d+), checksum invalid: (\d+), size invalid: (\d+), other: (\d+)')
+_VERIFY_COUNT = re.compile(r'\b(missing|checksum invalid|size invalid|other): (\d+)')
 
 
 def parse_verify(text):
-    """`verify --output=text` -> {'ok': bool, 'invalid': files and WAL found missing or invalid, 'lines': the report}.
-    pgBackRest exits 0 even when it finds problems: the report's status line tells."""
-    status = re.search(r'^\s*status: (\S+)', text or '', re.M)
-    invalid = sum(sum(int(count) for count in match) for match in _VERIFY_COUNTS.findall(text or ''))
-    return dict(ok=bool(status) and status.group(1) == 'ok' and invalid == 0, invalid=invalid,
+    """`verify --output=text --verbose` -> {'ok': bool, 'invalid': files and WAL found missing or invalid, 'lines': the
+    report}. pgBackRest exits 0 even when it finds problems: the report's status lines and counts tell."""
+    statuses = re.findall(r'^\s*status: (\S+)', text or '', re.M)
+    invalid = sum(int(count) for dummy, count in _VERIFY_COUNT.findall(text or ''))
+    return dict(ok=bool(statuses) and all(status == 'ok' for status in statuses) and invalid == 0, invalid=invalid,
                 lines=[line.rstrip() for line in (text or '').splitlines() if line.strip()])
 
 

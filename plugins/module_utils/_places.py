@@ -114,6 +114,9 @@ class DataPlace(object):
         """Why the old data could not be kept here, or None."""
         return None
 
+    def restore_path(self, pg_path):
+        return pg_path
+
     def kept(self):
         raise NotImplementedError
 
@@ -141,15 +144,25 @@ class DirectoryPlace(DataPlace):
         # A symlinked data directory is kept where it really is; the link stays and points at the new one.
         super(DirectoryPlace, self).__init__(os.path.realpath(local))
         self.local_path = local_path or (lambda path: path)
+        self.given = local
+
+    def restore_path(self, pg_path):
+        """The path pgBackRest restores into: the real directory when pg_path is a symlink on this machine (pgBackRest
+        would give the restored files the link's owner, often root, which it cannot set as postgres)."""
+        return self.local if self.given == pg_path and os.path.islink(pg_path) else pg_path
 
     def refusal(self):
         if os.path.ismount(self.local):
             return ('%s is a mount point: its files cannot be renamed aside on their filesystem. Mount the filesystem '
                     'one level up (PGDATA a directory inside it), or restore by hand.' % self.local)
         for link in self._linked(self.local):
-            if self._link_target(link) is None:
+            target = self._link_target(link)
+            if target is None:
                 return ('%s links to %s, which lies outside the volumes this machine can reach: it cannot be kept '
                         'aside with the data directory.' % (link, os.readlink(link)))
+            if os.path.ismount(target):
+                return ('%s links to %s, a mount point: it cannot be renamed aside on its filesystem. Link to a directory '
+                        'inside the mounted filesystem instead, or restore by hand.' % (link, os.readlink(link)))
         return None
 
     def _link_target(self, link):

@@ -176,8 +176,9 @@ def plan_archive_settings(current, archive_command, archive_timeout):
     (settings to write with ALTER SYSTEM {name: value}, reload needed, restart needed after that)."""
     wanted_timeout = time_setting_seconds(archive_timeout)  # a malformed value is refused before anything changes
     wanted = {'archive_command': archive_command, 'archive_timeout': archive_timeout}
-    # 'always' archives too (also during recovery): keep it.
-    if current['archive_mode']['auto'] not in ('on', 'always') and current['archive_mode']['running'] != 'always':
+    # 'always' archives too (also during recovery): keep it, where nothing in postgresql.auto.conf says otherwise.
+    mode = current['archive_mode']
+    if mode['auto'] not in ('on', 'always') and not (mode['auto'] is None and mode['running'] == 'always'):
         wanted['archive_mode'] = 'on'
     if current['wal_level']['running'] == 'minimal' and current['wal_level']['auto'] in (None, 'minimal'):
         wanted['wal_level'] = 'replica'

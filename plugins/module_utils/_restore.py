@@ -356,7 +356,7 @@ class Restore(object):
 
     def restore_options(self, backup, timeline, resume=False):
         request = self.request
-        options = ['--pg1-path=%s' % request.pg_path, '--set=%s' % backup['label']]
+        options = ['--pg1-path=%s' % self.place.restore_path(request.pg_path), '--set=%s' % backup['label']]
         if request.type == 'latest':
             options.append('--type=default')
         else:

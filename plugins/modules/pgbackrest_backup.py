@@ -177,6 +177,8 @@ def backup_progress(target, pgbackrest, log_path):
     if total:
         return 'Backing up: %d of %d MiB (%d %%).' % (done // 2 ** 20, total // 2 ** 20, 100 * done // total)
     tail = target.run(['tail', '-c', '65536', '%s/%s-backup.log' % (log_path, pgbackrest.stanza)]).stdout
+    # Only this run's lines: the log holds every earlier backup too.
+    tail = tail.rsplit('PROCESS START', 1)[-1]
     shares = re.findall(r'backup file (\S+) \(.*?([\d.]+)%\)', tail)
     if shares:
         return 'Backing up: %s %% done (last file %s).' % (shares[-1][1], shares[-1][0].rsplit('/', 1)[-1])

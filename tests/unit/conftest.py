@@ -11,13 +11,14 @@ this checkout's: a worktree's tests must test the worktree's code.
 The seams (plugins/module_utils/_target.py, _container.py), with the fakes in harness.py:
 - commands: HostTarget._run answers from a list of (rc, stdout bytes, stderr bytes), in order, recording argv,
   user, environment and stdin of each command; a command more or less than listed fails the test. The
-  `service` calls that start and stop PostgreSQL on a host go through the same list.
+  `service` calls that start and stop PostgreSQL on a host are commands like any other (HostTarget._service runs
+  them through Target.run, as the current user).
 - docker: a fake Docker client (containers with exec_run answering from the same list, the archive API over
   in-memory files, helper containers, local volumes under tmp_path), handed to ContainerTarget as `client=` or
   returned by _container.docker_client().
 - run_module: a module's main() through AnsibleModule, exit_json and fail_json captured.
-Around every test: no real command, no real Docker engine, no real sleep (a fake clock), and the stanza lock
-directory in tmp_path.
+Around every test: no real command, no real Docker engine, no real sleep (a fake clock), the stanza lock
+directory and the settings directory (/etc/chronos-pgbackrest) in temporary directories of the test's own.
 
 Fixtures in fixtures/ are captured pgBackRest output (fixtures/README.md).
 """
@@ -60,8 +61,7 @@ from ansible.module_utils.testing import patch_module_args  # noqa: E402
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import (  # noqa: E402
     _container, _drill, _jobs, _lock, _metrics, _pgbackrest, _restore, _target, _verify)
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (  # noqa: E402
-    BIN, Clock, Commands, FakeDocker, ModuleExit, NoSubprocess, Run, SubprocessCommands, fixture_bytes, fixture_text,
-    write_cluster)
+    BIN, Clock, Commands, FakeDocker, ModuleExit, NoSubprocess, Run, fixture_bytes, fixture_text, write_cluster)
 # pylint: enable=wrong-import-position
 
 if not os.path.realpath(_target.__file__).startswith(os.path.realpath(REPO) + os.sep):
@@ -92,7 +92,6 @@ def commands(monkeypatch):
     def run(self, argv, user, env, stdin):
         return fake.answer(argv, user, env, stdin, 'host')
     monkeypatch.setattr(_target.HostTarget, '_run', run)
-    monkeypatch.setattr(_target, 'subprocess', SubprocessCommands(fake))
     monkeypatch.setattr(_target, '_which', lambda name: '/usr/sbin/%s' % name)
     yield fake
     fake.assert_done()
@@ -116,19 +115,30 @@ def clock(monkeypatch):
 
 
 @pytest.fixture(scope='session')
-def _lock_dirs(tmp_path_factory):
-    """(a directory for all lock directories, a counter naming them): cheaper than a tmp_path for every test."""
-    return str(tmp_path_factory.mktemp('run-lock')), itertools.count()
+def _run_dirs(tmp_path_factory):
+    """(a directory for the tests' lock and settings directories, a counter naming them): cheaper than a tmp_path
+    for every test."""
+    return str(tmp_path_factory.mktemp('run')), itertools.count()
 
 
 @pytest.fixture(autouse=True)
-def lock_dir(_lock_dirs, monkeypatch):
-    """The stanza locks of the test, in a directory of its own (a lock file outlives its holder). StanzaLock's
-    directory is a default argument, bound when _lock was imported: setting _lock.LOCK_DIRECTORY would not reach it."""
-    parent, counter = _lock_dirs
+def lock_dir(_run_dirs, monkeypatch):
+    """The stanza locks of the test, in a directory of its own (a lock file outlives its holder). StanzaLock reads
+    _lock.LOCK_DIRECTORY when it is built, so setting it reaches every lock the code takes."""
+    parent, counter = _run_dirs
     directory = os.path.join(parent, str(next(counter)))
     monkeypatch.setattr(_lock, 'LOCK_DIRECTORY', directory)
-    monkeypatch.setattr(_lock.StanzaLock.__init__, '__defaults__', (0, directory))
+    return directory
+
+
+@pytest.fixture(autouse=True)
+def settings_dir(_run_dirs, monkeypatch):
+    """Where site.yml records a stanza's settings (/etc/chronos-pgbackrest): a directory of the test's own, empty and
+    not created, so that no test reads this machine's /etc. _target.settings_path reads SETTINGS_DIRECTORY when
+    called."""
+    parent, counter = _run_dirs
+    directory = os.path.join(parent, 'settings-%d' % next(counter))
+    monkeypatch.setattr(_target, 'SETTINGS_DIRECTORY', directory)
     return directory
 
 

@@ -64,12 +64,47 @@ def psql_rows(*rows):
     return out.getvalue().encode()
 
 
+def writes(**per_database):
+    """psql's answers to _restore.rows_written, in order: the databases that allow connections, then the rows written
+    to each one's user tables since PostgreSQL started (writes(postgres=0, shop=12))."""
+    return [ok(psql_rows(*[(name,) for name in per_database]))] + [
+        ok(psql_rows((str(count),))) for count in per_database.values()]
+
+
 # The lab's repository after its point-in-time restores (fixtures/README.md, "Restore"): timeline 2 left timeline 1
 # in segment ...12. Its history file was not captured; this is the line PostgreSQL writes for a recovery to a time
 # (parent timeline, switch LSN, reason). HISTORY_TIME is when it was stored: after TL1's last segment (09:52:13),
 # before TL2's first (09:52:51).
 HISTORY_2 = b'1\t0/120000A0\tbefore 2026-11-24 09:52:10+00\n'
 HISTORY_TIME = 1795513945
+
+
+# `verify --output=text` as pgBackRest 2.45 prints it, for the lab's stanza and labels; the counts, and which backups
+# are listed, are made up. Not captured: the lab's repository has nothing damaged. The text follows verifyProcess()
+# and verifyRender() of 2.45 (src/command/verify/verify.c) in the forms its own tests expect
+# (test/src/module/command/verifyTest.c). Without --verbose it prints nothing at all when it finds no problem, and of
+# the four counts only those above zero; with --verbose every archive id and backup, and all four counts.
+VERIFY_ERRORS = (
+    b'stanza: chronos-v2\n'
+    b'status: error\n'
+    b'  archiveId: 15-1, total WAL checked: 18, total valid WAL: 17\n'
+    b'    checksum invalid: 1\n'
+    b'  backup: 20261124-092311F_20261124-092341D, status: invalid, total files checked: 983, total valid files: 981\n'
+    b'    missing: 1, size invalid: 1\n')
+VERIFY_VERBOSE_OK = (
+    b'stanza: chronos-v2\n'
+    b'status: ok\n'
+    b'  archiveId: 15-1, total WAL checked: 18, total valid WAL: 18\n'
+    b'    missing: 0, checksum invalid: 0, size invalid: 0, other: 0\n'
+    b'  backup: 20261124-092311F, status: valid, total files checked: 983, total valid files: 983\n'
+    b'    missing: 0, checksum invalid: 0, size invalid: 0, other: 0\n')
+VERIFY_VERBOSE_ERRORS = (
+    b'stanza: chronos-v2\n'
+    b'status: error\n'
+    b'  archiveId: 15-1, total WAL checked: 18, total valid WAL: 17\n'
+    b'    missing: 0, checksum invalid: 1, size invalid: 0, other: 0\n'
+    b'  backup: 20261124-092311F_20261124-092341D, status: invalid, total files checked: 983, total valid files: 981\n'
+    b'    missing: 1, checksum invalid: 0, size invalid: 1, other: 0\n')
 
 
 def wal_listing(directories=('0000000100000000', '0000000200000000'), history=True):
@@ -132,24 +167,6 @@ class Commands(object):
         self.unexpected, self.pending = [], []
         assert not unexpected, 'unexpected commands: %s' % unexpected
         assert not pending, 'commands expected but not run: %d more (%s)' % (len(pending), pending)
-
-
-class SubprocessCommands(object):
-    """Stands for the subprocess module inside _target: run() answers from Commands (HostTarget._service)."""
-
-    PIPE = -1
-
-    def __init__(self, commands):
-        self.commands = commands
-
-    def run(self, argv, **kwargs):
-        rc, stdout, stderr = self.commands.answer(argv, None, {}, kwargs.get('input'), 'host:subprocess')
-        return _Completed(rc, stdout, stderr)
-
-
-class _Completed(object):
-    def __init__(self, returncode, stdout, stderr):
-        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
 
 
 class NoSubprocess(object):

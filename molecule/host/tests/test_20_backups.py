@@ -45,7 +45,7 @@ def test_check_mode_plans_without_backing_up():
 
 def test_backup_under_async():
     before = labels()
-    result = run_playbook("molecule/backup/async_backup.yml")
+    result = run_playbook("molecule/host/async_backup.yml")
     assert result.returncode == 0, result.stdout[-3000:]
     assert len(labels()) == len(before) + 1
 

@@ -103,6 +103,13 @@ def test_another_docker_host_is_refused(docker, monkeypatch, docker_host):
     assert raised.value.msg.startswith("Container 'chronos-db' is on the Docker engine at %s, not on this host" % docker_host)
 
 
+def test_another_docker_host_is_refused_before_the_engine_is_asked(monkeypatch):
+    """No client is made (conftest makes reaching for one fail the test): the refusal comes first."""
+    monkeypatch.setenv('DOCKER_HOST', 'tcp://10.0.0.5:2376')
+    with pytest.raises(ChronosError, match="^Container 'chronos-db' is on the Docker engine at tcp://10.0.0.5:2376"):
+        ContainerTarget('chronos-db')
+
+
 def test_the_local_socket_is_this_host(docker, monkeypatch):
     docker.add_container()
     monkeypatch.setenv('DOCKER_HOST', 'unix:///run/docker.sock')
@@ -383,6 +390,37 @@ def test_remove_a_file_of_the_container(layout, docker, commands):
         ['rm', '-f', '/etc/pgbackrest/pgbackrest.conf.candidate'], 'root')
 
 
+def test_ensure_directory_already_there(layout, docker, commands):
+    commands.expect(ok())
+    assert target(docker).ensure_directory('/var/lib/pgbackrest', 999, 999, 0o750) is False
+    assert (commands.calls[0]['argv'], commands.calls[0]['user']) == (['test', '-d', '/var/lib/pgbackrest'], 'root')
+
+
+def test_ensure_directory_made_with_owner_and_mode(layout, docker, commands):
+    commands.expect(fails(1), ok())
+    found = target(docker)
+    assert found.ensure_directory('/var/lib/pgbackrest', 999, 998, 0o750) is True
+    assert (commands.calls[1]['argv'], commands.calls[1]['user']) == (
+        ['install', '-d', '-o', '999', '-g', '998', '-m', '750', '/var/lib/pgbackrest'], 'root')
+    assert found.executed_commands == ['test -d /var/lib/pgbackrest',
+                                       'install -d -o 999 -g 998 -m 750 /var/lib/pgbackrest']
+
+
+def test_ensure_directory_in_check_mode_only_looks(layout, docker, commands):
+    commands.expect(fails(1))
+    assert target(docker).ensure_directory('/var/lib/pgbackrest', 999, 999, 0o750, check_mode=True) is True
+    assert commands.names == ['test']
+
+
+def test_ensure_directory_that_cannot_be_made(layout, docker, commands):
+    commands.expect(fails(1), fails(1, b"install: cannot create directory '/var/lib/pgbackrest': Read-only file "
+                                       b"system\n"))
+    with pytest.raises(ChronosError) as raised:
+        target(docker).ensure_directory('/var/lib/pgbackrest', 999, 999, 0o750)
+    assert raised.value.msg == ("Cannot create /var/lib/pgbackrest in container 'chronos-db': install: cannot create "
+                                "directory '/var/lib/pgbackrest': Read-only file system")
+
+
 # --- PostgreSQL ------------------------------------------------------------------------------------------
 
 def test_postgresql_runs_when_the_container_runs(layout, docker):
@@ -496,6 +534,21 @@ def test_data_place_below_the_mount(tmp_path, docker):
     docker.add_container(mounts=[volume('pgdata', tmp_path, '/var/lib/postgresql')])
     place = target(docker).data_place('/var/lib/postgresql/18/docker')
     assert isinstance(place, DirectoryPlace) and place.local == str(tmp_path / '18' / 'docker')
+
+
+def test_data_place_below_the_mount_follows_links_through_the_mounts(tmp_path, docker):
+    """The links of PGDATA name the container's paths: the place finds them on this host through the mounts."""
+    (tmp_path / 'volume' / '18' / 'docker').mkdir(parents=True)
+    (tmp_path / 'wal').mkdir()
+    docker.add_container(mounts=[volume('pgdata', tmp_path / 'volume', '/var/lib/postgresql'),
+                                 bind(tmp_path / 'wal', '/srv/wal'),
+                                 bind(tmp_path / 'gone', '/srv/gone')])
+    place = target(docker).data_place('/var/lib/postgresql/18/docker')
+    assert place.local_path('/var/lib/postgresql/wal/18') == str(tmp_path / 'volume' / 'wal' / '18')
+    assert place.local_path('/srv/wal/18') == str(tmp_path / 'wal' / '18')
+    # Outside every mount, or in a mount whose source is not on this host's disk: nowhere this machine can reach.
+    assert place.local_path('/srv/other') is None
+    assert place.local_path('/srv/gone/18') is None
 
 
 def test_data_place_without_a_mount(docker):

@@ -333,3 +333,83 @@ def test_container_scratch_on_the_host_network_checks_the_port(live_container, m
     monkeypatch.setattr(_drill, '_port_listening', lambda port: True)
     assert ContainerScratch(live_container, '/var/lib/postgresql/data', Settings()).refusal() == (
         'something already listens on port 5433 of this host')
+
+
+# --- removing a drill left running (keep) -----------------------------------------------------------------------
+
+def kept_drill(scratch):
+    """What a drill with keep=True leaves: the scratch directory with drill.conf, the cluster running in data/."""
+    (scratch / 'data').mkdir(parents=True)
+    (scratch / 'drill.conf').write_text(_drill.MARKER + '\n')
+    (scratch / 'data' / 'postmaster.pid').write_text('%d\n' % os.getpid())
+
+
+def test_remove_a_drill_left_running(live, commands, tmp_path, monkeypatch):
+    """The scratch cluster still listens on the drill port: that is no reason to keep it."""
+    monkeypatch.setattr(_drill, '_port_listening', lambda port: port == 5433)
+    scratch = tmp_path / 'drill' / 'scratch'
+    kept_drill(scratch)
+    commands.expect(ok())
+    assert Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path)).remove() is True
+    assert commands.calls[0]['argv'] == [BIN + '/pg_ctl', '-D', str(scratch / 'data'), '-m', 'immediate', '-w', 'stop']
+    assert commands.calls[0]['user'] == 'postgres'
+    assert not scratch.exists() and (tmp_path / 'drill').is_dir()
+
+
+def test_remove_in_check_mode_touches_nothing(live, commands, quiet_ports, tmp_path):
+    scratch = tmp_path / 'drill' / 'scratch'
+    kept_drill(scratch)
+    assert Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path)).remove(check_mode=True) is True
+    assert scratch.is_dir() and commands.calls == []
+
+
+def test_remove_without_a_drill_changes_nothing(live, commands, quiet_ports, tmp_path):
+    assert Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path)).remove() is False
+    assert commands.calls == []
+
+
+def test_remove_refuses_a_directory_no_drill_made(live, commands, quiet_ports, tmp_path):
+    scratch = tmp_path / 'drill' / 'scratch'
+    scratch.mkdir(parents=True)
+    (scratch / 'precious').write_text('x')
+    with pytest.raises(ChronosError) as raised:
+        Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path)).remove()
+    assert raised.value.msg == ("Not removed: %s exists and is not a drill's scratch directory (no drill.conf): move it "
+                                "away. Nothing was changed." % scratch)
+    assert (scratch / 'precious').read_text() == 'x'
+
+
+@pytest.mark.parametrize('case', ['path-holds-the-live-cluster', 'live-port-over-a-foreign-directory'])
+def test_remove_never_deletes_what_no_drill_made(live, commands, quiet_ports, tmp_path, case):
+    live_data = tmp_path / 'pg' / '15' / 'main'
+    live_data.mkdir(parents=True)
+    (live_data / 'PG_VERSION').write_text('15\n')
+    if case == 'path-holds-the-live-cluster':
+        path, port, precious = tmp_path / 'pg', 5433, live_data / 'PG_VERSION'
+    else:
+        path, port, precious = tmp_path / 'srv' / 'reports', 5432, tmp_path / 'srv' / 'reports' / 'q3.csv'
+        path.mkdir(parents=True)
+        precious.write_text('x')
+    drill = Drill(live, PgBackRest(live, 'chronos-v2'), str(live_data), Settings(path=str(path), port=port))
+    try:
+        drill.remove()
+    except ChronosError:
+        pass
+    assert precious.exists()
+
+
+def test_remove_a_drill_container_left_running(live_container, docker, commands):
+    leftover = docker.add_container(name='chronos-db-pgbackrest-drill', labels={_drill.DRILL_LABEL: 'chronos-db'})
+    drill = Drill(live_container, PgBackRest(live_container, 'chronos-v2'), '/var/lib/postgresql/data', Settings())
+    assert drill.remove(check_mode=True) is True and not leftover.removed
+    assert drill.remove() is True and leftover.removed
+    assert drill.remove() is False
+
+
+def test_remove_refuses_a_container_no_drill_made(live_container, docker):
+    foreign = docker.add_container(name='chronos-db-pgbackrest-drill', labels={'app': 'mine'})
+    drill = Drill(live_container, PgBackRest(live_container, 'chronos-v2'), '/var/lib/postgresql/data', Settings())
+    with pytest.raises(ChronosError, match="^Not removed: a container named chronos-db-pgbackrest-drill exists and is not "
+                                           "this drill's: remove or rename it. Nothing was changed.$"):
+        drill.remove()
+    assert not foreign.removed

@@ -2,12 +2,14 @@
 # Copyright: Contributors to the chronos.pgbackrest collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """plugins/module_utils/_jobs.py, the chronos-pgbackrest program cron runs: backups through the wrapper, the
-metrics it leaves (parsed back from tmp_path), the stanza lock, the drill's exit codes, and the command line."""
+metrics it leaves (parsed back from tmp_path), the stanza lock, the drill's exit codes, pgbackrest verify, and the
+command line."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 from datetime import datetime, timedelta
 
 import pytest
@@ -16,7 +18,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _jobs, _
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
-from ansible_collections.chronos.pgbackrest.tests.unit.harness import fails, ok, psql_rows
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
+    PREFIX, VERIFY_ERRORS, VERIFY_VERBOSE_OK, fails, ok, psql_rows)
 
 WRAPPER = '/usr/local/bin/pgbackrest-backup.sh'
 ARCHIVER = ('120', '0', '00000001000000000000000A', '', '1795512226', '0', 'on',
@@ -87,7 +90,7 @@ def test_busy_stanza_exits_75_and_writes_no_metrics(settings, commands, capsys):
     with StanzaLock('chronos-v2', 'restore into /var/lib/postgresql/15/main'):
         assert _jobs.Job(settings).backup('full') == _jobs.EXIT_BUSY == 75
     assert commands.calls == []
-    assert _jobs.os.listdir(settings['metrics_dir']) == []
+    assert os.listdir(settings['metrics_dir']) == []
     assert 'not starting a full backup: Stanza chronos-v2 is busy: restore into' in capsys.readouterr().err
 
 
@@ -174,13 +177,16 @@ def test_metrics_while_postgresql_is_down(settings, commands, capsys):
     assert 'PostgreSQL cannot be asked for pg_stat_archiver' in capsys.readouterr().err
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: Job.metrics() builds the target before refresh_status, so a missing "
-                                       "container (or an unreachable Docker engine) raises instead of writing a status "
-                                       "file that shows nothing could be read; the old file stays, claiming all is well")
-def test_metrics_when_the_container_is_gone(settings, docker):
+def test_metrics_when_the_container_is_gone(settings, commands, docker, capsys):
+    """The container is gone (or Docker does not answer): the status file says nothing could be read, instead of the
+    last one staying and claiming all is well."""
+    commands.expect(*status_refresh())
+    assert _jobs.Job(settings).metrics() == 0
+    assert sample(samples(settings, 'status'), 'pgbackrest_exporter_status') == 1
     settings['container'] = 'chronos-db'
     assert _jobs.Job(settings).metrics() == 0
     assert sample(samples(settings, 'status'), 'pgbackrest_exporter_status') == 0
+    assert "chronos-v2: Container 'chronos-db' does not exist on this Docker host" in capsys.readouterr().err
 
 
 # --- drill ----------------------------------------------------------------------------------------------
@@ -237,7 +243,89 @@ def test_drill_failure_exit_codes(settings, commands, drill, capsys, error, rc):
 def test_drill_while_busy(settings, commands, drill):
     drill.outcome = StanzaLock.Busy('Stanza chronos-v2 is busy: scheduled full backup holds it.')
     assert _jobs.Job(settings).drill() == 75
-    assert _jobs.os.listdir(settings['metrics_dir']) == []
+    assert os.listdir(settings['metrics_dir']) == []
+
+
+# --- verify -------------------------------------------------------------------------------------------
+
+def verify_metrics(settings):
+    found = samples(settings, 'verify')
+    return (sample(found, 'pgbackrest_verify_status'), sample(found, 'pgbackrest_verify_invalid_files'),
+            sample(found, 'pgbackrest_verify_last_run_timestamp_seconds'))
+
+
+def holding_the_lock(output):
+    """An answer for pgbackrest verify that also notes who held the stanza lock while it ran."""
+    seen = []
+
+    def answer(call):
+        seen.append(StanzaLock('chronos-v2', 'progress').holder())
+        return output
+    answer.seen = seen
+    return answer
+
+
+def test_verify_finds_invalid_files(settings, commands, capsys):
+    answer = holding_the_lock(ok(VERIFY_ERRORS))
+    commands.expect(answer)
+    assert _jobs.Job(settings).verify() == 1
+    assert commands.calls[0]['argv'] == PREFIX + ['--output=text', '--verbose', 'verify']
+    assert commands.calls[0]['user'] == 'postgres'
+    assert answer.seen[0].startswith('pgbackrest verify pid ')
+    assert StanzaLock('chronos-v2', 'progress').holder() == ''
+    status, dummy, last_run = verify_metrics(settings)
+    assert (status, last_run) == (1, 1795513999)
+    out = capsys.readouterr().out
+    assert 'chronos-v2: pgbackrest verify found ' in out
+    assert '  backup: 20261124-092311F_20261124-092341D, status: invalid, total files checked: 983' in out
+
+
+def test_verify_reports_a_sound_repository(settings, commands, capsys):
+    """As pgBackRest prints it with --verbose: the status line says ok."""
+    commands.expect(ok(VERIFY_VERBOSE_OK))
+    assert _jobs.Job(settings).verify() == 0
+    assert verify_metrics(settings) == (0, 0, 1795513999)
+    assert 'chronos-v2: pgbackrest verify found no problem' in capsys.readouterr().out
+
+
+def test_verify_counts_the_invalid_files(settings, commands):
+    commands.expect(ok(VERIFY_ERRORS))
+    _jobs.Job(settings).verify()
+    assert verify_metrics(settings)[:2] == (1, 3)
+
+
+def test_verify_that_cannot_run(settings, commands, capsys):
+    commands.expect(fails(49, b'ERROR: [049]: unable to get address for \'nowhere.chronos.lab\'\n'))
+    assert _jobs.Job(settings).verify() == _jobs.EXIT_REFUSED
+    assert verify_metrics(settings) == (2, 0, 1795513999)
+    assert ("pgbackrest verify could not run: ERROR: [049]: unable to get address for 'nowhere.chronos.lab'"
+            in capsys.readouterr().err)
+
+
+def test_verify_while_busy(settings, commands, capsys):
+    with StanzaLock('chronos-v2', 'scheduled full backup'):
+        assert _jobs.Job(settings).verify() == _jobs.EXIT_BUSY
+    assert commands.calls == []
+    assert os.listdir(settings['metrics_dir']) == []
+    assert 'not starting pgbackrest verify: Stanza chronos-v2 is busy: scheduled full backup pid ' in (
+        capsys.readouterr().err)
+
+
+def test_verify_without_metrics_directory(settings, commands):
+    settings['metrics_dir'] = None
+    commands.expect(ok(VERIFY_ERRORS))
+    assert _jobs.Job(settings).verify() == 1
+
+
+def test_verify_when_the_container_is_gone(settings, commands, docker):
+    commands.expect(ok(VERIFY_VERBOSE_OK))
+    _jobs.Job(settings).verify()
+    settings['container'] = 'chronos-db'
+    try:
+        _jobs.Job(settings).verify()
+    except ChronosError:
+        pass
+    assert verify_metrics(settings)[0] == 2
 
 
 # --- the command line -----------------------------------------------------------------------------------
@@ -266,23 +354,30 @@ def test_main_metrics(settings_file, commands):
     assert _jobs.main(['--settings', settings_file, 'metrics']) == 0
 
 
+def test_main_verify(settings_file, commands):
+    commands.expect(ok(VERIFY_ERRORS))
+    assert _jobs.main(['--settings', settings_file, 'verify']) == 1
+    assert commands.names == ['verify']
+
+
 def test_main_drill(settings_file, commands, drill):
     drill.outcome = DRILLED
     assert _jobs.main(['--settings', settings_file, 'drill', '--target', '2026-11-24 09:23:44+00']) == 0
     assert drill.built[0]['settings'].target == '2026-11-24 09:23:44+00'
 
 
-def test_main_reads_the_stanzas_settings(settings, commands, tmp_path, monkeypatch):
-    monkeypatch.setattr(_jobs, 'SETTINGS_DIRECTORY', str(tmp_path))
-    (tmp_path / 'chronos-v2.json').write_text(json.dumps(settings))
+def test_main_reads_the_stanzas_settings(settings, commands, settings_dir):
+    os.makedirs(settings_dir)
+    with open(os.path.join(settings_dir, 'chronos-v2.json'), 'w') as handle:
+        json.dump(settings, handle)
     commands.expect(*status_refresh())
     assert _jobs.main(['--stanza', 'chronos-v2', 'metrics']) == 0
+    assert sample(samples(settings, 'status'), 'pgbackrest_exporter_status') == 1
 
 
-def test_main_without_settings(tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(_jobs, 'SETTINGS_DIRECTORY', str(tmp_path))
+def test_main_without_settings(settings_dir, capsys):
     assert _jobs.main(['--stanza', 'chronos-v2', 'metrics']) == 1
-    assert ('chronos-v2: Cannot read the settings %s/chronos-v2.json: ' % tmp_path) in capsys.readouterr().err
+    assert ('chronos-v2: Cannot read the settings %s/chronos-v2.json: ' % settings_dir) in capsys.readouterr().err
 
 
 def test_main_with_broken_settings(settings_file, capsys):
@@ -290,13 +385,3 @@ def test_main_with_broken_settings(settings_file, capsys):
         handle.write('{"stanza": ')
     assert _jobs.main(['--settings', settings_file, 'metrics']) == 1
     assert 'Run site.yml (tag pgbackrest_schedule) to write them.' in capsys.readouterr().err
-
-
-@pytest.mark.xfail(strict=True, reason='BUG: the program documents `chronos-pgbackrest --stanza S verify` '
-                                       '(pgbackrest verify and its metrics), but main() has no verify command')
-def test_main_has_the_documented_verify_command(settings_file, commands):
-    assert 'verify' in _jobs.__doc__
-    try:
-        _jobs.main(['--settings', settings_file, 'verify'])
-    except SystemExit as exc:
-        pytest.fail('chronos-pgbackrest refused verify (exit %s)' % exc.code)

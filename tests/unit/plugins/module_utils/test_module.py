@@ -1,11 +1,14 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the chronos.pgbackrest collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""plugins/module_utils/_module.py: the options every module shares, and ModuleRun turning errors into fail_json
-with executed_commands. Exercised through a small module's main() run by AnsibleModule (conftest.run_module)."""
+"""plugins/module_utils/_module.py: the options every module shares, ModuleRun turning errors into fail_json with
+executed_commands (exercised through a small module's main() run by AnsibleModule, conftest.run_module), and where
+the data directory comes from when pg_path is not given (resolve_pg_path)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
+
+import os
 
 import pytest
 
@@ -133,3 +136,48 @@ def test_a_module_may_change_shared_options(run_module):
     result = run_module(Module(lambda run: seen.append(run.pgbackrest.command('version')), spec), {})
     assert not result.failed
     assert seen == [['pgbackrest', '--log-level-console=off', '--log-level-stderr=warn', 'version']]
+
+
+# --- resolve_pg_path -------------------------------------------------------------------------------------------
+
+def recorded(settings_dir, text):
+    """The settings file site.yml writes for chronos-v2 (pgbackrest_schedule), holding text."""
+    os.makedirs(settings_dir)
+    with open(os.path.join(settings_dir, 'chronos-v2.json'), 'w') as handle:
+        handle.write(text)
+
+
+class Host(object):
+    """A target as resolve_pg_path sees it: a host has no PGDATA."""
+
+
+class Container(object):
+    pgdata = '/var/lib/postgresql/data'
+
+
+def test_resolve_pg_path_as_given(settings_dir):
+    recorded(settings_dir, '{"pg_path": "/srv/recorded"}')
+    params = dict(stanza='chronos-v2', pg_path='/srv/given')
+    assert _module.resolve_pg_path(params, Container()) == '/srv/given'
+
+
+def test_resolve_pg_path_of_a_container_is_its_pgdata(settings_dir):
+    recorded(settings_dir, '{"pg_path": "/srv/recorded"}')
+    assert _module.resolve_pg_path(dict(stanza='chronos-v2', pg_path=None), Container()) == '/var/lib/postgresql/data'
+
+
+def test_resolve_pg_path_from_the_recorded_settings(settings_dir):
+    """PostgreSQL may be down during an incident: the data directory comes from what site.yml recorded."""
+    recorded(settings_dir, '{"stanza": "chronos-v2", "pg_path": "/var/lib/postgresql/15/main"}')
+    assert _module.resolve_pg_path(dict(stanza='chronos-v2', pg_path=None), Host()) == '/var/lib/postgresql/15/main'
+
+
+@pytest.mark.parametrize('text', [None, '{"stanza": "chronos-v2", "pg_path": null}', '{"stanza": ', '{}'],
+                         ids=['no-file', 'none-recorded', 'broken-file', 'no-key'])
+def test_resolve_pg_path_required_when_nothing_tells(settings_dir, text):
+    if text is not None:
+        recorded(settings_dir, text)
+    with pytest.raises(ChronosError) as raised:
+        _module.resolve_pg_path(dict(stanza='chronos-v2', pg_path=None), Host())
+    assert raised.value.msg == ('pg_path is required: the data directory (site.yml has not recorded one for stanza '
+                                'chronos-v2 in %s/chronos-v2.json). Nothing was changed.' % settings_dir)

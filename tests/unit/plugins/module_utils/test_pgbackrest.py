@@ -2,7 +2,8 @@
 # Copyright: Contributors to the chronos.pgbackrest collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """plugins/module_utils/_pgbackrest.py against captured pgBackRest 2.45 output (fixtures/README.md): parsing of
-`info --output=json` and of errors, the command lines, and PgBackRest on a target."""
+`info --output=json`, of errors and of `verify --output=text` (harness.VERIFY_*), the command lines, and PgBackRest
+on a target."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -14,7 +15,8 @@ import pytest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _pgbackrest as pgbr
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
 
-from ansible_collections.chronos.pgbackrest.tests.unit.harness import PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, ok
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
+    PREFIX, SECRET_ENVIRONMENT, SECRETS, VERIFY_ERRORS, VERIFY_VERBOSE_ERRORS, VERIFY_VERBOSE_OK, fails, ok)
 
 # System identifiers of the clusters the fixtures were captured from.
 OLD_LAB_SYSID = 7711661904765073182   # info-no-backup.json, info-full-and-diff.json
@@ -465,6 +467,13 @@ def test_version(pgbackrest, commands):
     assert commands.calls[0]['argv'][-1] == 'version'
 
 
+def test_version_that_prints_nothing(pgbackrest, commands):
+    commands.expect(ok(b'\n'))
+    with pytest.raises(ChronosError) as raised:
+        pgbackrest.version()
+    assert raised.value.msg == 'pgbackrest version printed nothing on this host.'
+
+
 def test_info_reads_every_stanza(pgbackrest, commands):
     commands.expect(ok('info-after-pitr.json'))
     assert [stanza['name'] for stanza in pgbackrest.info()] == ['chronos-v2']
@@ -555,6 +564,15 @@ def test_repo_ls_recurse(pgbackrest, commands):
     assert commands.calls[0]['argv'][-4:] == ['--output=json', '--recurse', 'repo-ls', 'archive/chronos-v2/15-1']
 
 
+def test_repo_ls_not_json(pgbackrest, commands):
+    commands.expect(ok(b'archive/chronos-v2/15-1\n'))
+    with pytest.raises(ChronosError) as raised:
+        pgbackrest.repo_ls('archive/chronos-v2/15-1')
+    assert raised.value.msg.startswith('Unable to parse the output of pgbackrest repo-ls --output=json '
+                                       'archive/chronos-v2/15-1: ')
+    assert raised.value.extra == dict(stdout='archive/chronos-v2/15-1\n')
+
+
 def test_repo_ls_timeline_1_directory(pgbackrest, commands):
     commands.expect(ok('repo-ls-wal-tl1.json'))
     listing = pgbackrest.repo_ls('archive/chronos-v2/15-1/0000000100000000')
@@ -615,3 +633,32 @@ def test_stanza_action_refuses(pgbackrest, commands, name, state, system_id, par
     assert text in raised.value.msg
     assert raised.value.extra.get('failed_part') == part
     assert raised.value.extra['cluster'] == cluster
+
+
+# --- parse_verify -----------------------------------------------------------------------------------------
+
+def test_parse_verify_of_a_sound_repository():
+    report = pgbr.parse_verify(VERIFY_VERBOSE_OK.decode())
+    assert (report['ok'], report['invalid']) == (True, 0)
+    assert report['lines'][:2] == ['stanza: chronos-v2', 'status: ok']
+    assert len(report['lines']) == 6
+
+
+def test_parse_verify_counts_every_kind_of_invalid_file():
+    """missing, checksum invalid, size invalid and other, of the WAL and of every backup."""
+    report = pgbr.parse_verify(VERIFY_VERBOSE_ERRORS.decode())
+    assert (report['ok'], report['invalid']) == (False, 3)
+    assert report['lines'][1] == 'status: error'
+
+
+def test_parse_verify_error_status_without_counts():
+    """pgBackRest reports unusable info files with status error and no counts: not ok, though nothing was counted."""
+    report = pgbr.parse_verify('stanza: chronos-v2\nstatus: error\n  No usable backup.info file\n')
+    assert (report['ok'], report['invalid']) == (False, 0)
+    assert report['lines'] == ['stanza: chronos-v2', 'status: error', '  No usable backup.info file']
+
+
+def test_parse_verify_counts_the_short_form():
+    report = pgbr.parse_verify(VERIFY_ERRORS.decode())
+    assert report['ok'] is False
+    assert report['invalid'] == 3

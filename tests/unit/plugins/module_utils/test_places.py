@@ -175,22 +175,71 @@ def test_a_linked_directory_already_gone(cluster):
     assert os.readlink(os.path.join(kept.local, 'pg_tblspc', '16384')) == '%s/ts/one.pre-restore-%s' % (cluster, FIRST)
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: a relative pg_wal link is resolved against the working directory, not the '
-                                       'data directory: the WAL directory is not renamed and the kept copy\'s link '
-                                       'dangles')
 def test_a_relative_pg_wal_link_follows_the_move(cluster, monkeypatch):
+    """A relative link is resolved against its own directory, wherever the process runs, and stays relative."""
     main = cluster / 'pg' / 'main'
     os.unlink(str(main / 'pg_wal'))
     os.symlink('../../wal/main', str(main / 'pg_wal'))
     monkeypatch.chdir('/')
-    kept = DirectoryPlace(str(main)).move_aside(FIRST)
-    assert os.path.isdir(os.path.join(kept.local, 'pg_wal'))
-    assert not os.path.exists(str(cluster / 'wal' / 'main'))
+    place = DirectoryPlace(str(main))
+    assert place.refusal() is None
+    kept = place.move_aside(FIRST)
+    assert os.readlink(os.path.join(kept.local, 'pg_wal')) == '../../wal/main.pre-restore-' + FIRST
+    with open(os.path.join(kept.local, 'pg_wal', '000000010000000000000012')) as handle:
+        assert handle.read() == 'old wal'
+    assert os.listdir(str(cluster / 'wal')) == ['main.pre-restore-' + FIRST]
+    restore_into(cluster, 'restored')
+    place.put_back(kept, SECOND)
+    assert os.readlink(str(main / 'pg_wal')) == '../../wal/main'
+    with open(str(main / 'pg_wal' / '000000010000000000000012')) as handle:
+        assert handle.read() == 'old wal'
+    assert sorted(os.listdir(str(cluster / 'wal'))) == ['main', 'main.rolled-back-' + SECOND]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: in a container the links of PGDATA name the container's paths, but "
-                                       "DirectoryPlace follows them on the Docker host: it renames the host's directory "
-                                       "of that name")
+def through(tmp_path):
+    """local_path of a machine that reaches the data directory's /srv through tmp_path/host/srv (a container's
+    mount), and nothing else."""
+    def local_path(path):
+        return str(tmp_path / 'host') + path if path == '/srv' or path.startswith('/srv/') else None
+    return local_path
+
+
+@pytest.fixture
+def translated(tmp_path):
+    """A data directory whose pg_wal link names /srv/wal/main, which lies at tmp_path/host/srv/wal/main here."""
+    main = tmp_path / 'host' / 'srv' / 'pg' / 'main'
+    write(str(main / 'PG_VERSION'), '15\n')
+    write(str(tmp_path / 'host' / 'srv' / 'wal' / 'main' / '000000010000000000000012'), 'old wal')
+    os.symlink('/srv/wal/main', str(main / 'pg_wal'))
+    return main
+
+
+def test_a_translated_link_is_followed_where_it_lies_here(tmp_path, translated):
+    place = DirectoryPlace(str(translated), through(tmp_path))
+    assert place.refusal() is None
+    kept = place.move_aside(FIRST)
+    wal = tmp_path / 'host' / 'srv' / 'wal'
+    assert os.listdir(str(wal)) == ['main.pre-restore-' + FIRST]
+    # The link keeps naming the path as the data directory's own machine sees it.
+    assert os.readlink(os.path.join(kept.local, 'pg_wal')) == '/srv/wal/main.pre-restore-' + FIRST
+    write(str(translated / 'PG_VERSION'), '15\n')
+    os.symlink('/srv/wal/main', str(translated / 'pg_wal'))
+    os.makedirs(str(wal / 'main'))
+    place.put_back(kept, SECOND)
+    assert os.readlink(str(translated / 'pg_wal')) == '/srv/wal/main'
+    with open(str(wal / 'main' / '000000010000000000000012')) as handle:
+        assert handle.read() == 'old wal'
+    assert sorted(os.listdir(str(wal))) == ['main', 'main.rolled-back-' + SECOND]
+
+
+def test_a_link_this_machine_cannot_reach_is_refused(tmp_path, translated):
+    os.unlink(str(translated / 'pg_wal'))
+    os.symlink('/elsewhere/wal', str(translated / 'pg_wal'))
+    place = DirectoryPlace(str(translated), through(tmp_path))
+    assert place.refusal() == ('%s/pg_wal links to /elsewhere/wal, which lies outside the volumes this machine can '
+                               'reach: it cannot be kept aside with the data directory.' % translated)
+
+
 def test_a_container_pg_wal_link_never_renames_a_directory_of_the_docker_host(tmp_path, docker):
     """PostgreSQL 18's image layout (volume at /var/lib/postgresql, PGDATA below it) with pg_wal linked to
     /srv/wal in the container; /srv/wal also exists on the Docker host (here: under tmp_path, same string)."""
@@ -203,11 +252,31 @@ def test_a_container_pg_wal_link_never_renames_a_directory_of_the_docker_host(tm
     docker.add_container(mounts=[{'Type': 'volume', 'Name': 'pg', 'Source': str(source),
                                   'Destination': '/var/lib/postgresql', 'Driver': 'local'}])
     place = ContainerTarget('chronos-db', client=docker).data_place('/var/lib/postgresql/18/docker')
-    try:
-        place.move_aside(FIRST)
-    except ChronosError:
-        pass
+    assert 'lies outside the volumes this machine can reach' in place.refusal()
+    place.move_aside(FIRST)
     assert os.listdir(str(host_directory)) == ['not-postgresql']
+
+
+def test_a_container_pg_wal_link_within_its_volume_follows_the_move(tmp_path, docker):
+    """pg_wal linked to /var/lib/postgresql/wal/18 in the container, on the same volume as PGDATA."""
+    from ansible_collections.chronos.pgbackrest.plugins.module_utils._container import ContainerTarget
+    source = tmp_path / 'volume'
+    write(str(source / '18' / 'docker' / 'PG_VERSION'), '18\n')
+    write(str(source / 'wal' / '18' / '000000010000000000000012'), 'old wal')
+    os.symlink('/var/lib/postgresql/wal/18', str(source / '18' / 'docker' / 'pg_wal'))
+    docker.add_container(mounts=[{'Type': 'volume', 'Name': 'pg', 'Source': str(source),
+                                  'Destination': '/var/lib/postgresql', 'Driver': 'local'}])
+    place = ContainerTarget('chronos-db', client=docker).data_place('/var/lib/postgresql/18/docker')
+    assert place.refusal() is None
+    kept = place.move_aside(FIRST)
+    assert os.listdir(str(source / 'wal')) == ['18.pre-restore-' + FIRST]
+    assert os.readlink(os.path.join(kept.local, 'pg_wal')) == '/var/lib/postgresql/wal/18.pre-restore-' + FIRST
+
+
+def test_a_link_to_a_mount_point_is_refused(cluster, monkeypatch):
+    wal = str(cluster / 'wal' / 'main')
+    monkeypatch.setattr(_places.os.path, 'ismount', lambda path: path == wal)
+    assert DirectoryPlace(str(cluster / 'pg' / 'main')).refusal() is not None
 
 
 def test_refusal_of_a_mount_point(cluster, monkeypatch):

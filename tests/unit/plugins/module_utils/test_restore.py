@@ -26,8 +26,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import
     window_end)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
 
-from ansible_collections.chronos.pgbackrest.tests.unit.harness import (CLOCK_START, HISTORY_2, PREFIX, fails, fixture_text, ok, psql_rows,
-                      wal_listing)
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
+    CLOCK_START, HISTORY_2, PREFIX, fails, fixture_text, ok, psql_rows, wal_listing, writes)
 
 # The backups of info-after-pitr.json, oldest first: label, stop time, START WAL LOCATION (lsn.start), lsn.stop.
 F1 = '20261124-092101F'                      # stop 09:21:24, 0/2000028, 0/3000088
@@ -368,6 +368,25 @@ def place_of(pg_path):
     return HostTarget().data_place(pg_path)
 
 
+def test_rows_written_counts_every_database(host, commands):
+    commands.expect(*writes(postgres=0, template1=0, shop=1200, crm=34))
+    assert _restore.rows_written(host) == 1234
+    assert commands.calls[0]['stdin'] == 'SELECT datname FROM pg_database WHERE datallowconn'
+    assert commands.calls[0]['argv'][-3:] == ['postgres', '-f', '-']
+    # Each database is asked on its own connection, about its user tables only (not the catalog autovacuum writes).
+    assert [call['argv'][-3] for call in commands.calls[1:]] == ['postgres', 'template1', 'shop', 'crm']
+    assert set(call['stdin'] for call in commands.calls[1:]) == set([_restore.WRITES_QUERY])
+    assert 'FROM pg_stat_user_tables' in _restore.WRITES_QUERY
+
+
+def test_rows_written_when_a_database_cannot_be_asked(host, commands):
+    commands.expect(ok(psql_rows(('postgres',), ('shop',))), ok(psql_rows(('0',))),
+                    fails(2, b'psql: error: FATAL:  database "shop" does not exist\n'))
+    with pytest.raises(ChronosError) as raised:
+        _restore.rows_written(host)
+    assert raised.value.msg.startswith('Unable to count the rows written to shop: psql on this host exited 2: ')
+
+
 def test_inspect_a_stopped_empty_directory(host, commands, make_data_dir):
     pg_path = make_data_dir()
     state = _restore.inspect(host, place_of(pg_path), pg_path)
@@ -381,10 +400,10 @@ def test_inspect_a_running_restored_cluster(host, commands, make_data_dir):
                              'postgresql.auto.conf': 'datadir-main.auto.conf', 'PG_VERSION': b'15\n',
                              'postmaster.pid': ('%d\n' % os.getpid()).encode()})
     os.makedirs(pg_path + '.pre-restore-20261124T095255Z')
-    commands.expect(ok(), ok(psql_rows(('f', 'f'))), ok(psql_rows(('0',))))
+    commands.expect(ok(), ok(psql_rows(('f', 'f'))), *writes(postgres=0, template1=0))
     state = _restore.inspect(host, place_of(pg_path), pg_path)
-    assert commands.names == ['pg_isready', 'psql', 'psql']
-    assert commands.calls[2]['stdin'] == _restore.WRITES_QUERY
+    assert commands.names == ['pg_isready', 'psql', 'psql', 'psql', 'psql']
+    assert commands.calls[4]['stdin'] == _restore.WRITES_QUERY
     assert (state['running'], state['ready'], state['in_recovery'], state['paused'], state['writes']) == (
         True, True, False, False, 0)
     assert (state['has_cluster'], state['empty'], state['restoring'], state['recovering']) == (True, False, False, False)
@@ -520,10 +539,6 @@ def test_remaining_steps_say_what_was_found(state, this_restore, found):
 
 # --- restore options --------------------------------------------------------------------------------------
 
-TIMELINE_BUG = pytest.mark.xfail(strict=True, reason="BUG: --target-timeline is passed for type immediate (set), but "
-                                                     "pgBackRest allows it only with type default, lsn, name, standby, "
-                                                     "time or xid: the restore fails on the option")
-
 RESTORE_OPTIONS = [
     ('latest', dict(), 2, ['--set=' + I2, '--type=default', '--target-timeline=2']),
     ('latest-no-timeline', dict(), None, ['--set=' + I2, '--type=default']),
@@ -542,18 +557,21 @@ RESTORE_OPTIONS = [
     ('timeline-latest-asked', dict(timeline='latest'), None, ['--set=' + I2, '--type=default', '--target-timeline=latest']),
     ('immediate-no-timeline', dict(restore_type='immediate'), None,
      ['--set=' + I2, '--type=immediate', '--target-action=promote']),
-    pytest.param('immediate', dict(restore_type='immediate'), 2,
-                 ['--set=' + I2, '--type=immediate', '--target-action=promote'], marks=TIMELINE_BUG, id='immediate'),
-    pytest.param('set', dict(restore_type='set', backup_set=I2), 2,
-                 ['--set=' + I2, '--type=immediate', '--target-action=promote'], marks=TIMELINE_BUG, id='set'),
-    pytest.param('set-current-asked', dict(restore_type='set', backup_set=I2, timeline='current'), None,
-                 ['--set=' + I2, '--type=immediate', '--target-action=promote'], marks=TIMELINE_BUG,
-                 id='set-current-asked'),
+    # pgBackRest takes --target-timeline only with types default, time, xid, lsn and name (and standby): immediate
+    # and set stay on the backup's timeline, whatever was followed or asked.
+    ('immediate', dict(restore_type='immediate'), 2, ['--set=' + I2, '--type=immediate', '--target-action=promote']),
+    ('set', dict(restore_type='set', backup_set=I2), 2, ['--set=' + I2, '--type=immediate', '--target-action=promote']),
+    ('set-current-asked', dict(restore_type='set', backup_set=I2, timeline='current'), None,
+     ['--set=' + I2, '--type=immediate', '--target-action=promote']),
+    ('immediate-number-asked', dict(restore_type='immediate', timeline='1'), 1,
+     ['--set=' + I2, '--type=immediate', '--target-action=promote']),
+    ('time-current-asked', dict(restore_type='time', target='2026-11-24 09:23:44+00', timeline='current'), None,
+     ['--set=' + I2, '--type=time', '--target=2026-11-24 09:23:44+00', '--target-action=promote',
+      '--target-timeline=current']),
 ]
 
 
-@pytest.mark.parametrize('case, args, timeline, options', RESTORE_OPTIONS,
-                         ids=[row[0] if isinstance(row, tuple) else row.id for row in RESTORE_OPTIONS])
+@pytest.mark.parametrize('case, args, timeline, options', RESTORE_OPTIONS, ids=ids(RESTORE_OPTIONS))
 def test_restore_options(host, backups, make_data_dir, case, args, timeline, options):
     pg_path = make_data_dir()
     restore = Restore(host, PgBackRest(host, 'chronos-v2'), request(pg_path=pg_path, **args))
@@ -612,7 +630,7 @@ def test_plan_a_time_on_timeline_1(host, commands, make_data_dir):
 
 def test_plan_running_with_writes_discards_them(host, commands, make_data_dir):
     pg_path = make_data_dir({'PG_VERSION': b'15\n', 'postmaster.pid': ('%d\n' % os.getpid()).encode()})
-    commands.expect(*lookups() + [ok(), ok(psql_rows(('f', 'f'))), ok(psql_rows(('1234',)))])
+    commands.expect(*lookups() + [ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=0, template1=0, shop=1234))
     plan = Restore(host, PgBackRest(host, 'chronos-v2'), request(pg_path=pg_path)).plan()
     assert plan['steps'] == ALL
     assert plan['discards'] == ('1234 rows written since PostgreSQL started; WAL not yet archived are not in the '
@@ -742,12 +760,12 @@ def test_execute_moves_the_old_cluster_aside(host, commands, make_data_dir, cloc
 def test_execute_stops_a_running_postgresql_first(host, commands, make_data_dir):
     pg_path = make_data_dir({'PG_VERSION': b'15\n', 'postmaster.pid': ('%d\n' % os.getpid()).encode()})
     restore = Restore(host, PgBackRest(host, 'chronos-v2'), request(pg_path=pg_path))
-    commands.expect(*lookups() + [ok(), ok(psql_rows(('f', 'f'))), ok(psql_rows(('9',)))])
+    commands.expect(*lookups() + [ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=9))
     plan = restore.plan()
     commands.expect(stop_postgresql(pg_path), ok(), start_postgresql(pg_path), ok(psql_rows(('f', 'f'))),
                     ok(psql_rows(('4',))))
     restore.execute(plan)
-    assert commands.names[6:] == ['service', 'restore', 'service', 'psql', 'psql']
+    assert commands.names[7:] == ['service', 'restore', 'service', 'psql', 'psql']
     assert [call['argv'][1:] for call in commands.calls if call['argv'][0].endswith('service')] == [
         ['postgresql', 'stop'], ['postgresql', 'start']]
 
@@ -851,12 +869,19 @@ def test_progress_of_another_step(host, commands, clock):
     assert text == 'Step 3 of 4, start PostgreSQL and wait for recovery; 1 min 01 s since the restore started.'
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: progress() reads the lock file without asking whether the lock is held: '
-                                       'a finished or killed restore is reported as still running')
 def test_progress_after_the_restore_ended(host, commands, clock):
     with StanzaLock('chronos-v2', 'restore into /data') as lock:
         lock.note('step 5 of 5, run the sanity query; started %d; backup size 100' % clock.now)
-    assert _restore.progress(host, PgBackRest(host, 'chronos-v2'), '/data').startswith('No restore holds')
+    assert _restore.progress(host, PgBackRest(host, 'chronos-v2'), '/data') == 'No restore holds the stanza lock now.'
+
+
+def test_progress_after_the_restore_was_killed(host, commands, lock_dir):
+    """A killed restore leaves its last note in the lock file, but no longer holds the lock."""
+    os.makedirs(lock_dir)
+    with open(os.path.join(lock_dir, 'chronos-v2.lock'), 'w') as handle:
+        handle.write('restore into /data pid 4242: step 3 of 5, restore the files with pgBackRest; started %d; backup '
+                     'size 100\n' % CLOCK_START)
+    assert _restore.progress(host, PgBackRest(host, 'chronos-v2'), '/data') == 'No restore holds the stanza lock now.'
 
 
 # --- rollback ------------------------------------------------------------------------------------------------

@@ -277,8 +277,17 @@ def test_stop_postgresql(host, commands, make_data_dir):
     commands.expect(ok())
     host.stop_postgresql(make_data_dir(), timeout=120)
     assert commands.calls[0]['argv'] == ['/usr/sbin/service', 'postgresql', 'stop']
-    assert commands.calls[0]['where'] == 'host:subprocess'
+    # As the user the module runs as (root), not as the PostgreSQL user: only root may stop the service.
+    assert commands.calls[0]['user'] == pwd.getpwuid(os.geteuid()).pw_name
     assert host.executed_commands == ['/usr/sbin/service postgresql stop']
+
+
+def test_the_service_runs_without_runuser(processes):
+    """HostTarget._service goes through _run like any command: as the current user, so without runuser."""
+    HostTarget(service='postgresql@15-main', bin_path='/opt/pg/bin').start_postgresql()
+    started = processes.started[0]
+    assert started['argv'] == ['/usr/sbin/service', 'postgresql@15-main', 'start']
+    assert started['cwd'] == '/'
 
 
 def test_stop_postgresql_waits_for_the_postmaster(host, commands, make_data_dir, clock):
@@ -401,6 +410,28 @@ def test_user_ids():
     assert HostTarget().user_ids('root') == (0, 0)
 
 
+def test_ensure_directory_makes_it_with_parents(tmp_path):
+    path = tmp_path / 'srv' / 'pgbackrest' / 'repo'
+    assert HostTarget().ensure_directory(str(path), UID, GID, 0o750) is True
+    assert oct(path.stat().st_mode & 0o7777) == oct(0o750)
+    assert (path.stat().st_uid, path.stat().st_gid) == (UID, GID)
+    assert HostTarget().ensure_directory(str(path), UID, GID, 0o750) is False
+
+
+def test_ensure_directory_leaves_an_existing_one_as_it_is(tmp_path):
+    path = tmp_path / 'repo'
+    path.mkdir(mode=0o700)
+    os.chmod(str(path), 0o700)
+    assert HostTarget().ensure_directory(str(path), UID, GID, 0o750) is False
+    assert oct(path.stat().st_mode & 0o7777) == oct(0o700)
+
+
+def test_ensure_directory_in_check_mode_makes_nothing(tmp_path):
+    path = tmp_path / 'srv' / 'repo'
+    assert HostTarget().ensure_directory(str(path), UID, GID, 0o750, check_mode=True) is True
+    assert not (tmp_path / 'srv').exists()
+
+
 def test_user_ids_of_a_missing_user():
     with pytest.raises(ChronosError, match="There is no user 'no-such-user-here' on this host: set the PostgreSQL "
                                            r"operating-system user \(pgbackrest_user\)."):
@@ -417,6 +448,10 @@ def test_host_data_place_is_the_real_directory(tmp_path):
 def test_superuser_default_and_set():
     assert HostTarget().superuser == 'postgres'
     assert HostTarget(superuser='chronos').superuser == 'chronos'
+
+
+def test_settings_path_reads_the_directory_when_called(settings_dir):
+    assert _target.settings_path('chronos-v2') == os.path.join(settings_dir, 'chronos-v2.json')
 
 
 # --- make_target ------------------------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 # Copyright: Contributors to the chronos.pgbackrest collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """pgbackrest_backup's main() with its commands answered from captured pgBackRest 2.45 output; "now" is the fake
-clock (conftest.clock)."""
+clock (conftest.clock). The progress of a running backup is read from info (the 2.48+ fields put into a captured
+document) or from the tail of pgBackRest's log file (assembled in its format: the lab's backups were too quick to
+catch one half-way)."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -13,13 +15,20 @@ import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_backup
 
-from ansible_collections.chronos.pgbackrest.tests.unit.harness import SECRET_ENVIRONMENT, SECRETS, fails, ok, psql_rows
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
+    PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows)
 
 D1 = '20261124-092311F_20261124-092341D'
 D1_STOP = 1795512223
 D2 = '20261124-092311F_20261124-092445D'
+
+
+def backup_argv(backup_type):
+    """pgbackrest backup as the module runs it: at detail level in the log file, which progress reads."""
+    return PREFIX + ['--type=%s' % backup_type, '--log-level-file=detail', 'backup']
 
 
 @pytest.mark.parametrize('backup_type, label, backup_stop', [
@@ -61,7 +70,7 @@ def test_max_age(run_module, clock, name, backup_type, max_age, now, reused):
         assert len(run.result['executed_commands']) == 1
     else:
         assert run.result['backup'] is None
-        assert run.result['executed_commands'][-1].endswith(' --type=%s backup' % backup_type)
+        assert run.result['executed_commands'][-1] == ' '.join(backup_argv(backup_type))
 
 
 @pytest.mark.parametrize('name, reused', [('info-one-full.json', '20261124-092101F'), ('info-no-backup.json', None)])
@@ -97,7 +106,7 @@ def test_runs_and_returns_the_new_backup(run_module, clock, args):
     assert not run.failed, run.msg
     assert (run.result['changed'], run.result['reused']) == (True, False)
     assert run.commands == ['info', 'backup', 'info']
-    assert run.calls[1]['argv'][-2:] == ['--type=diff', 'backup']
+    assert run.calls[1]['argv'] == backup_argv('diff')
     backup = run.result['backup']
     assert (backup['label'], backup['type'], backup['prior']) == (D2, 'diff', '20261124-092311F')
     assert (backup['duration'], backup['stop_time']) == (2, '2026-11-24 09:24:47+00')
@@ -110,7 +119,8 @@ def test_check_mode_plans_the_backup(run_module):
                      [ok('info-full-diff-incr.json')], check_mode=True)
     assert (run.failed, run.result['changed'], run.result['backup']) == (False, True, None)
     assert run.commands == ['info']
-    assert run.result['executed_commands'][-1].endswith(' --type=incr backup')
+    assert run.result['executed_commands'] == [' '.join(PREFIX + ['--output=json', 'info']),
+                                               ' '.join(backup_argv('incr'))]
 
 
 @pytest.mark.parametrize('rc, name, code, part, in_msg', [
@@ -203,6 +213,30 @@ def test_does_not_wait_for_the_lock_unless_asked(run_module, clock):
     assert run.failed and clock.slept == []
 
 
+def test_holds_the_stanza_lock_while_it_backs_up(run_module):
+    seen = []
+
+    def backup(call):
+        seen.append(StanzaLock('chronos-v2', 'progress').holder())
+        return 0, b'', b''
+    run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='diff'),
+                     [ok('info-full-diff-incr.json'), backup, ok('info-after-diff.json')])
+    assert not run.failed, run.msg
+    assert seen[0].startswith('diff backup (pgbackrest_backup) pid ')
+    assert StanzaLock('chronos-v2', 'progress').holder() == ''
+
+
+def test_waits_for_the_stanza_lock_when_asked(run_module, clock):
+    """A restore drill holds the stanza: with wait_for_lock the backup starts once it is done."""
+    drill = StanzaLock('chronos-v2', 'restore drill').__enter__()
+    clock.on_sleep = lambda now: drill.__exit__(None, None, None) if len(clock.slept) == 2 else None
+    run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='diff', wait_for_lock=True),
+                     [ok('info-full-diff-incr.json'), ok(), ok('info-after-diff.json')])
+    assert not run.failed, run.msg
+    assert clock.slept == [1, 1]
+    assert run.commands == ['info', 'backup', 'info']
+
+
 def test_refused_while_a_restore_holds_the_stanza(run_module):
     with StanzaLock('chronos-v2', 'restore into /var/lib/postgresql/15/main'):
         run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='full'), [ok('info-one-full.json')])
@@ -225,6 +259,16 @@ def test_metrics_after_the_backup(run_module, tmp_path):
     assert status[('pgbackrest_exporter_status', frozenset({'stanza': 'chronos-v2'}.items()))] == 1
 
 
+def test_metrics_need_prometheus_client_before_anything_runs(run_module, tmp_path, monkeypatch):
+    def missing():
+        raise ChronosError('prometheus_client is missing: install python3-prometheus-client (the pgbackrest role does).')
+    monkeypatch.setattr(_metrics, '_client', missing)
+    run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='diff', metrics_dir=str(tmp_path)), [])
+    assert run.failed
+    assert run.msg.startswith('prometheus_client is missing')
+    assert run.result['executed_commands'] == []
+
+
 def test_metrics_of_a_failed_backup(run_module, tmp_path):
     metrics = str(tmp_path / 'node-exporter')
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='full', metrics_dir=metrics), [
@@ -241,3 +285,72 @@ def test_pgbackrest_errors_in_a_container_read_as_on_a_host(run_module, docker):
     assert run.failed
     assert (run.result['failed_part'], run.result['rc']) == ('archiving', 87)
     assert [call['where'] for call in run.calls] == ['chronos-db', 'chronos-db']
+
+
+# --- progress of a running backup ------------------------------------------------------------------------------
+
+def running(size=None, done=None):
+    """info while a full backup ran (info-backup-running.json), with the figures 2.48+ adds to the lock when given."""
+    raw = json.loads(fixture_text('info-backup-running.json'))
+    if size is not None:
+        raw[0]['status']['lock']['backup'].update({'size': size, 'size-cplt': done})
+    return ok(json.dumps(raw).encode())
+
+
+LOG = '/var/log/pgbackrest/chronos-v2-backup.log'
+# pgBackRest's log file at detail level: a banner where each run starts, then each copied file with the share of the
+# backup done so far (src/command/backup/backup.c in 2.45: "backup file %s (%s, %u.%02u%%)%s").
+BANNER = '-------------------PROCESS START-------------------\n'
+BEGIN = ('2026-11-24 09:23:11.801 P00   INFO: backup command begin 2.45: --exec-id=1183-2f5c7b84 --log-level-console=off '
+         '--log-level-file=detail --log-level-stderr=warn --pg1-path=/var/lib/postgresql/15/main --repo1-type=s3 '
+         '--stanza=chronos-v2 --type=full\n')
+
+
+def copied(name, share, size='8KB', bundle=''):
+    return ('2026-11-24 09:23:14.112 P01 DETAIL: backup file /var/lib/postgresql/15/main/%s (%s%s, %s%%) checksum '
+            '5e2e09a2d4a5a24ef5d24b8ad1d1b6a3c2f5a1c9\n' % (name, bundle, size, share))
+
+
+def progress(run_module, answers, **args):
+    run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', progress=True, **args), answers)
+    assert not run.failed, run.msg
+    assert run.result['changed'] is False
+    return run
+
+
+def test_progress_without_a_running_backup(run_module):
+    run = progress(run_module, [ok('info-full-diff-incr.json')])
+    assert run.result['progress'] == 'No backup of stanza chronos-v2 runs now.'
+    assert run.commands == ['info']
+
+
+def test_progress_from_pgbackrest_info(run_module):
+    """pgBackRest 2.48+ reports the running backup's size and what it copied: nothing else is read."""
+    run = progress(run_module, [running(size=30452680, done=10 * 2 ** 20)])
+    assert run.result['progress'] == 'Backing up: 10 of 29 MiB (34 %).'
+    assert run.commands == ['info']
+
+
+def test_progress_from_the_log_tail(run_module):
+    log = BANNER + BEGIN + copied('base/5/1249', '12.34', '440KB') + copied('base/5/2608', '47.08')
+    run = progress(run_module, [running(), ok(log.encode())])
+    assert run.result['progress'] == 'Backing up: 47.08 % done (last file 2608).'
+    assert (run.calls[1]['argv'], run.calls[1]['user']) == (['tail', '-c', '65536', LOG], 'postgres')
+
+
+def test_progress_from_the_log_tail_of_a_bundled_backup(run_module):
+    log = BANNER + BEGIN + copied('base/5/2608', '57.10', bundle='bundle 1/81920, ')
+    run = progress(run_module, [running(), ok(log.encode())], log_path='/srv/log/pgbackrest')
+    assert run.result['progress'] == 'Backing up: 57.10 % done (last file 2608).'
+    assert run.calls[1]['argv'][-1] == '/srv/log/pgbackrest/chronos-v2-backup.log'
+
+
+def test_progress_before_the_first_file(run_module):
+    run = progress(run_module, [running(), ok((BANNER + BEGIN).encode())])
+    assert run.result['progress'] == 'Backing up: started, no file copied yet.'
+
+
+def test_progress_ignores_the_previous_run_in_the_log(run_module):
+    log = BANNER + BEGIN + copied('global/pg_control', '100.00') + '\n' + BANNER + BEGIN
+    run = progress(run_module, [running(), ok(log.encode())])
+    assert run.result['progress'] == 'Backing up: started, no file copied yet.'

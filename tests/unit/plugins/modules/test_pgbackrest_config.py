@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import HostTarget
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_config
 
-from ansible_collections.chronos.pgbackrest.tests.unit.harness import SECRET_ENVIRONMENT, SECRETS, ok, write_cluster
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import SECRET_ENVIRONMENT, SECRETS, fails, ok, write_cluster
 
 LAB_SYSID = 7711665496204834485
 OTHER_SYSID = 7711666316191427927
@@ -159,3 +159,43 @@ def test_in_a_container_a_file_mounted_on_its_own_is_rewritten_in_place(run_modu
     assert conf.read_bytes() == NEW.encode() and conf.stat().st_ino == inode
     assert (conf.stat().st_uid, conf.stat().st_gid) == (999, 999)
     assert container.status == 'running'
+
+
+# --- directories ------------------------------------------------------------------------------------------------
+
+def test_directories_are_made_for_the_postgresql_user(run_module, host_files, tmp_path):
+    """A posix repository and the spool directory, made 0750 and owned by the PostgreSQL user when missing."""
+    with open(host_files['config'], 'wb') as handle:
+        handle.write(NEW.encode())
+    (tmp_path / 'spool').mkdir(mode=0o700)
+    os.chmod(str(tmp_path / 'spool'), 0o700)
+    wanted = [str(tmp_path / 'srv' / 'pgbackrest' / 'repo'), str(tmp_path / 'spool')]
+    run = run_module(pgbackrest_config, args(host_files, directories=wanted), [])
+    assert not run.failed, run.msg
+    assert (run.result['changed'], run.result['changed_files']) == (True, wanted[:1])
+    status = os.stat(wanted[0])
+    assert (status.st_uid, status.st_gid, oct(status.st_mode & 0o7777)) == (UID, GID, oct(0o750))
+    # An existing directory is left as it is.
+    assert oct(os.stat(wanted[1]).st_mode & 0o7777) == oct(0o700)
+    again = run_module(pgbackrest_config, args(host_files, directories=wanted), [])
+    assert (again.result['changed'], again.result['changed_files']) == (False, [])
+
+
+def test_directories_in_check_mode(run_module, host_files, tmp_path):
+    with open(host_files['config'], 'wb') as handle:
+        handle.write(NEW.encode())
+    wanted = str(tmp_path / 'srv' / 'repo')
+    run = run_module(pgbackrest_config, args(host_files, directories=[wanted]), [], check_mode=True)
+    assert (run.failed, run.result['changed'], run.result['changed_files']) == (False, True, [wanted])
+    assert not os.path.exists(str(tmp_path / 'srv'))
+
+
+def test_directories_in_a_container(run_module, docker):
+    docker.add_container(files={'/etc/pgbackrest/pgbackrest.conf': (NEW.encode(), 999, 998, 0o600)})
+    run = run_module(pgbackrest_config, dict(stanza='chronos-v2', container='chronos-db', content=NEW,
+                                             pg_path='/var/lib/postgresql/data', directories=['/var/lib/pgbackrest']),
+                     [ok(b'999\n'), ok(b'998\n'),               # id -u, id -g postgres
+                      fails(1), ok()])                          # test -d, install -d
+    assert not run.failed, run.msg
+    assert (run.result['changed'], run.result['changed_files']) == (True, ['/var/lib/pgbackrest'])
+    assert run.calls[3]['argv'] == ['install', '-d', '-o', '999', '-g', '998', '-m', '750', '/var/lib/pgbackrest']

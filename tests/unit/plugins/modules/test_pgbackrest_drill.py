@@ -7,6 +7,7 @@
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 
 import pytest
@@ -60,10 +61,24 @@ def test_a_drill_that_is_not_kept_changes_nothing(run_module, monkeypatch):
     assert run.result['changed'] is False
 
 
-def test_pg_path_is_required_on_a_host(run_module):
+def test_pg_path_is_required_on_a_host(run_module, settings_dir):
+    """Nothing recorded for the stanza (conftest.settings_dir is empty)."""
     run = run_module(pgbackrest_drill, dict(stanza='chronos-v2'))
     assert run.failed
-    assert run.msg == 'pg_path is required: the live data directory the drill keeps away from.'
+    assert run.msg == ('pg_path is required: the data directory (site.yml has not recorded one for stanza chronos-v2 in '
+                       '%s/chronos-v2.json). Nothing was changed.' % settings_dir)
+    assert run.result['executed_commands'] == []
+
+
+def test_pg_path_recorded_by_site_yml(run_module, settings_dir, monkeypatch):
+    monkeypatch.setattr(pgbackrest_drill, 'Drill', FakeDrill)
+    FakeDrill.built = []
+    os.makedirs(settings_dir)
+    with open(os.path.join(settings_dir, 'chronos-v2.json'), 'w') as handle:
+        json.dump(dict(stanza='chronos-v2', pg_path=LIVE), handle)
+    run = run_module(pgbackrest_drill, dict(stanza='chronos-v2'))
+    assert not run.failed, run.msg
+    assert FakeDrill.built[0]['pg_path'] == LIVE
 
 
 def test_pg_path_defaults_to_the_containers_pgdata(run_module, docker, monkeypatch):
@@ -101,3 +116,49 @@ def test_a_drill_on_a_host(run_module, tmp_path):
     assert run.result['changed'] is False
     assert not scratch.exists()
     assert len(run.result['executed_commands']) == 15
+
+
+# --- remove ----------------------------------------------------------------------------------------------------
+
+def kept_drill(scratch):
+    """A drill left running with keep=True: its scratch directory, drill.conf, the cluster in data/."""
+    os.makedirs(str(scratch / 'data'))
+    (scratch / 'drill.conf').write_text(_drill.MARKER + '\n')
+    (scratch / 'data' / 'postmaster.pid').write_text('%d\n' % os.getpid())
+
+
+def test_remove_a_kept_drill(run_module, tmp_path):
+    scratch = tmp_path / 'drill'
+    kept_drill(scratch)
+    run = run_module(pgbackrest_drill, dict(stanza='chronos-v2', pg_path=LIVE, path=str(scratch), remove=True), [ok()])
+    assert not run.failed, run.msg
+    assert (run.result['changed'], run.result['drill']) == (True, None)
+    assert run.commands == ['pg_ctl']
+    assert not scratch.exists()
+    # Nothing was restored: no pgbackrest command ran.
+    assert not [command for command in run.result['executed_commands'] if 'pgbackrest' in command]
+
+
+def test_remove_in_check_mode(run_module, tmp_path):
+    scratch = tmp_path / 'drill'
+    kept_drill(scratch)
+    run = run_module(pgbackrest_drill, dict(stanza='chronos-v2', pg_path=LIVE, path=str(scratch), remove=True),
+                     check_mode=True)
+    assert (run.failed, run.result['changed'], run.result['executed_commands']) == (False, True, [])
+    assert scratch.is_dir()
+
+
+def test_remove_when_there_is_nothing_to_remove(run_module, tmp_path):
+    run = run_module(pgbackrest_drill, dict(stanza='chronos-v2', pg_path=LIVE, path=str(tmp_path / 'drill'),
+                                            remove=True))
+    assert (run.failed, run.result['changed'], run.result['executed_commands']) == (False, False, [])
+
+
+def test_remove_refuses_what_no_drill_made(run_module, tmp_path):
+    (tmp_path / 'drill').mkdir()
+    (tmp_path / 'drill' / 'precious').write_text('x')
+    run = run_module(pgbackrest_drill, dict(stanza='chronos-v2', pg_path=LIVE, path=str(tmp_path / 'drill'),
+                                            remove=True))
+    assert run.failed
+    assert run.msg.startswith("Not removed: %s exists and is not a drill's scratch directory" % (tmp_path / 'drill'))
+    assert (tmp_path / 'drill' / 'precious').exists()

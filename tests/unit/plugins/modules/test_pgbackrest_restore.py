@@ -18,8 +18,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest imp
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import RESTORE_ADVICE
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_restore
 
-from ansible_collections.chronos.pgbackrest.tests.unit.harness import (HISTORY_2, PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows,
-                      wal_listing)
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
+    HISTORY_2, PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows, wal_listing, writes)
 
 F1 = '20261124-092101F'                      # stop 09:21:24, 0/2000028
 F2 = '20261124-092311F'                      # stop 09:23:37, 0/6000028
@@ -36,13 +36,10 @@ TL2_END = '2026-11-24 09:52:51+00'             # 000000020000000000000012 was st
 LAB_MAIN = {'backup_label.old': 'datadir-main.backup_label.old', 'postgresql.auto.conf': 'datadir-main.auto.conf',
             'PG_VERSION': b'15\n'}
 
-TIMELINE_BUG = pytest.mark.xfail(strict=True, reason="BUG: --target-timeline is passed for type immediate (set), which "
-                                                     "pgBackRest refuses: the option depends on type default, lsn, "
-                                                     "name, standby, time or xid")
 
 
 def ids(table):
-    return [row[0] if isinstance(row, tuple) else row.id for row in table]
+    return [row[0] for row in table]
 
 
 def backup_of(label):
@@ -130,10 +127,8 @@ PLANS = [
     ('name', dict(type='name', target='before-upgrade', set=D2, target_action='pause'), D2, 2,
      ['--set=' + D2, '--type=name', '--target=before-upgrade', '--target-action=pause', '--target-timeline=2']),
     # type=set is pgBackRest's immediate with that set: no --target-timeline (pgBackRest refuses it there).
-    pytest.param('set', dict(type='set', set=F2), F2, 2, ['--set=' + F2, '--type=immediate', '--target-action=promote'],
-                 marks=TIMELINE_BUG, id='set'),
-    pytest.param('immediate', dict(type='immediate'), I2, 2,
-                 ['--set=' + I2, '--type=immediate', '--target-action=promote'], marks=TIMELINE_BUG, id='immediate'),
+    ('set', dict(type='set', set=F2), F2, 2, ['--set=' + F2, '--type=immediate', '--target-action=promote']),
+    ('immediate', dict(type='immediate'), I2, 2, ['--set=' + I2, '--type=immediate', '--target-action=promote']),
 ]
 
 
@@ -154,6 +149,8 @@ def test_check_mode_returns_the_plan(run_module, make_data_dir, case, args, labe
     assert run.result['changed'] is True
     plan = run.result['plan']
     assert plan['command'] == ' '.join(PREFIX + ['--pg1-path=' + pg_path] + options + ['restore'])
+    # Recorded, not run (plan_restore): what a real run would execute.
+    assert run.result['executed_commands'][-1] == plan['command']
     assert 'options' not in plan
     assert plan['set'] == label
     assert plan['backup'] == backup_of(label)
@@ -174,12 +171,13 @@ def test_the_window_is_on_the_followed_timeline(run_module, make_data_dir, args,
     assert run.result['plan']['window'] == window
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: in check mode the planned restore command is not recorded in '
-                                       'executed_commands (house style; the old module did, and pgbackrest_stanza and '
-                                       '_backup do)')
 def test_check_mode_records_the_planned_restore(run_module, make_data_dir):
     run = plan_restore(run_module, make_data_dir(), dict())
-    assert run.result['executed_commands'][-1] == run.result['plan']['command']
+    assert run.result['executed_commands'] == [
+        ' '.join(PREFIX + ['--output=json', 'info']),
+        ' '.join(PREFIX + ['--output=json', '--recurse', 'repo-ls', 'archive/chronos-v2/15-1']),
+        ' '.join(PREFIX + ['repo-get', 'archive/chronos-v2/15-1/00000002.history']),
+        run.result['plan']['command']]
 
 
 def test_the_archived_wal_is_listed_recursively(run_module, make_data_dir):
@@ -268,10 +266,24 @@ def test_refuses_an_unusable_stanza(run_module, make_data_dir, name, part, in_ms
     json.dumps(run.result, ensure_ascii=False).encode('utf-8')
 
 
-def test_pg_path_is_required_on_a_host(run_module):
+def test_pg_path_is_required_on_a_host(run_module, settings_dir):
+    """Nothing recorded for the stanza (conftest.settings_dir is empty)."""
     run = run_module(pgbackrest_restore, dict(stanza='chronos-v2'))
     assert run.failed
-    assert run.msg == 'pg_path is required: the data directory to restore into. Nothing was changed.'
+    assert run.msg == ('pg_path is required: the data directory (site.yml has not recorded one for stanza chronos-v2 in '
+                       '%s/chronos-v2.json). Nothing was changed.' % settings_dir)
+    assert run.result['executed_commands'] == []
+
+
+def test_pg_path_recorded_by_site_yml(run_module, make_data_dir, settings_dir):
+    """PostgreSQL may be down during an incident: the data directory comes from what site.yml recorded."""
+    pg_path = make_data_dir()
+    os.makedirs(settings_dir)
+    with open(os.path.join(settings_dir, 'chronos-v2.json'), 'w') as handle:
+        json.dump(dict(stanza='chronos-v2', pg_path=pg_path), handle)
+    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2'), lookups(), check_mode=True)
+    assert not run.failed, run.msg
+    assert run.result['plan']['pg_path'] == pg_path
 
 
 def test_refuses_without_room(run_module, make_data_dir, monkeypatch):
@@ -288,7 +300,7 @@ def test_refuses_without_room(run_module, make_data_dir, monkeypatch):
 
 def test_check_mode_plans_to_stop_a_running_postgresql(run_module, make_data_dir):
     pg_path = make_data_dir(dict(LAB_MAIN, **running(None)))
-    run = plan_restore(run_module, pg_path, dict(), state=[ok(), ok(psql_rows(('f', 'f'))), ok(psql_rows(('0',)))])
+    run = plan_restore(run_module, pg_path, dict(), state=[ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=0))
     assert run.result['changed'] is True
     plan = run.result['plan']
     assert plan['steps'] == ['stop', 'move_aside', 'restore', 'recover', 'check']
@@ -317,6 +329,16 @@ def test_check_mode_plans_to_resume_an_interrupted_restore(run_module, make_data
     run = plan_restore(run_module, pg_path, dict())
     assert run.result['plan']['steps'] == ['resume', 'recover', 'check']
     assert run.result['plan']['command'].endswith(' --target-timeline=2 --delta restore')
+    assert run.result['executed_commands'][-1] == run.result['plan']['command']
+
+
+def test_check_mode_records_no_restore_when_there_is_nothing_to_do(run_module, make_data_dir):
+    """The running result of this very restore: nothing to do, so no restore command, not even planned."""
+    pg_path = make_data_dir(dict(LAB_MAIN, **running(None)))
+    run = plan_restore(run_module, pg_path, dict(type='time', target='2026-11-24 09:52:48.817350+00', set=I2),
+                       state=[ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=0))
+    assert (run.result['changed'], run.result['plan']['steps']) == (False, [])
+    assert not [command for command in run.result['executed_commands'] if command.endswith(' restore')]
 
 
 def test_a_running_restore_result_is_left_alone(run_module, make_data_dir):
@@ -325,10 +347,10 @@ def test_a_running_restore_result_is_left_alone(run_module, make_data_dir):
     pg_path = make_data_dir(dict(LAB_MAIN, **running(None)))
     run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, type='time',
                                               target='2026-11-24 09:52:48.817350+00', set=I2),
-                     lookups() + [ok(), ok(psql_rows(('f', 'f'))), ok(psql_rows(('0',)))])
+                     lookups() + [ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=0, template1=0, shop=0))
     assert not run.failed, run.msg
     assert run.result['changed'] is False
-    assert run.commands == ['info', 'repo-ls', 'repo-get', 'pg_isready', 'psql', 'psql']
+    assert run.commands == ['info', 'repo-ls', 'repo-get', 'pg_isready'] + ['psql'] * 5
     assert run.result['plan']['steps'] == []
     assert run.result['plan']['found'] == ('PostgreSQL runs the result of this restore, and nothing was written since it '
                                            'started')
@@ -337,7 +359,7 @@ def test_a_running_restore_result_is_left_alone(run_module, make_data_dir):
 def test_a_restore_result_written_to_is_restored_again(run_module, make_data_dir):
     pg_path = make_data_dir(dict(LAB_MAIN, **running(None)))
     run = plan_restore(run_module, pg_path, dict(type='time', target='2026-11-24 09:52:48.817350+00'),
-                       state=[ok(), ok(psql_rows(('f', 'f'))), ok(psql_rows(('17',)))])
+                       state=[ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=0, template1=0, shop=17))
     assert run.result['changed'] is True
     assert run.result['plan']['discards'].startswith('17 rows written since PostgreSQL was restored; changes after the '
                                                      'target are not in the restored cluster')
@@ -405,7 +427,7 @@ def test_pause_at_the_target_reads_no_timeline(run_module, make_data_dir):
 def test_stops_a_running_postgresql_and_keeps_its_data(run_module, make_data_dir):
     pg_path = make_data_dir({'PG_VERSION': b'15\n', 'postmaster.pid': ('%d\n' % os.getpid()).encode()})
     run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path),
-                     lookups() + [ok(), ok(psql_rows(('f', 'f'))), ok(psql_rows(('12',)))]
+                     lookups() + [ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=12)
                      + [stop_postgresql(pg_path), ok()] + recovered_and_checked(pg_path, '00000002'))
     assert not run.failed, run.msg
     assert run.result['plan']['steps'] == ['stop', 'move_aside', 'restore', 'recover', 'check']
@@ -533,7 +555,7 @@ def test_in_a_running_container_the_plan_stops_it(run_module, docker, container)
         handle.write('15\n')
     before = list(docker.events)
     run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', container='chronos-db'),
-                     lookups() + [ok(), ok(psql_rows(('f', 'f'))), ok(psql_rows(('3',)))], check_mode=True)
+                     lookups() + [ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=3), check_mode=True)
     assert not run.failed, run.msg
     assert run.result['plan']['steps'] == ['stop', 'move_aside', 'restore', 'recover', 'check']
     # Nothing stopped, no volume made, no helper: a plan only reads.

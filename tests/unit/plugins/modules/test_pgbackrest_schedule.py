@@ -21,7 +21,7 @@ from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_sc
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import REPO, SECRETS
 
 PARAMS = dict(hour=2, minute=0, full_weekday=0, metrics_every=5, metrics_dir='/var/lib/prometheus/node-exporter',
-              cron_log='/var/log/chronos-backup-cron.log', drill={})
+              cron_log='/var/log/chronos-backup-cron.log', verify={}, drill={})
 PROGRAM = '/usr/local/bin/chronos-pgbackrest --stanza chronos-v2'
 LOG = '>> /var/log/chronos-backup-cron.log 2>&1'
 
@@ -47,13 +47,25 @@ def test_cron_text_with_a_drill_and_without_metrics():
                          '30 5 * * 3 root %s drill %s' % (PROGRAM, LOG)]
 
 
-def test_cron_text_drill_defaults():
-    lines = schedule.cron_text(dict(PARAMS, drill=dict(enabled=True)), 'chronos-v2').splitlines()
-    assert lines[-1] == '0 5 * * 6 root %s drill %s' % (PROGRAM, LOG)
+def test_cron_text_with_a_verify_and_a_drill():
+    params = dict(PARAMS, verify=dict(enabled=True, weekday=0, hour='3', minute=15), drill=dict(enabled=True))
+    assert schedule.cron_text(params, 'chronos-v2').splitlines()[-2:] == [
+        '15 3 * * 0 root %s verify %s' % (PROGRAM, LOG),
+        '0 5 * * 6 root %s drill %s' % (PROGRAM, LOG)]
 
 
-def test_a_disabled_drill_is_not_scheduled():
-    assert 'drill' not in schedule.cron_text(dict(PARAMS, drill=dict(enabled=False, hour=5)), 'chronos-v2')
+@pytest.mark.parametrize('job, line', [('verify', '0 4 * * 6 root %s verify %s' % (PROGRAM, LOG)),
+                                       ('drill', '0 5 * * 6 root %s drill %s' % (PROGRAM, LOG))])
+def test_cron_text_defaults_of_the_weekly_jobs(job, line):
+    lines = schedule.cron_text(dict(PARAMS, **{job: dict(enabled=True)}), 'chronos-v2').splitlines()
+    assert lines[-1] == line
+    assert len(lines) == 7
+
+
+@pytest.mark.parametrize('job', ['verify', 'drill'])
+def test_a_disabled_weekly_job_is_not_scheduled(job):
+    assert ' %s ' % job not in schedule.cron_text(dict(PARAMS, **{job: dict(enabled=False, hour=5)}), 'chronos-v2')
+    assert ' %s ' % job not in schedule.cron_text(dict(PARAMS, **{job: None}), 'chronos-v2')
 
 
 @pytest.mark.parametrize('changes, problems', [
@@ -66,8 +78,12 @@ def test_a_disabled_drill_is_not_scheduled():
     (dict(drill=dict(enabled=True, hour=24)), ['drill hour must be 0 to 23 (got 24)']),
     (dict(drill=dict(enabled=True, minute='x')), ['drill minute must be 0 to 59 (got x)']),
     (dict(drill=dict(enabled=True, weekday=-1)), ['drill weekday must be 0 to 6 (got -1)']),
+    (dict(verify=dict(enabled=True, hour=25)), ['verify hour must be 0 to 23 (got 25)']),
+    (dict(verify=dict(minute='half past')), ['verify minute must be 0 to 59 (got half past)']),
+    (dict(verify=dict(weekday=7), drill=dict(weekday=7)),
+     ['verify weekday must be 0 to 6 (got 7)', 'drill weekday must be 0 to 6 (got 7)']),
 ], ids=['hour-24', 'minute-60', 'negative', 'weekday-7', 'every-0', 'every-60', 'drill-hour', 'drill-minute',
-        'drill-weekday'])
+        'drill-weekday', 'verify-hour', 'verify-minute', 'both-weekdays'])
 def test_check_schedule_refuses(changes, problems):
     with pytest.raises(_target.ChronosError) as raised:
         schedule.check_schedule(dict(PARAMS, **changes))
@@ -76,7 +92,9 @@ def test_check_schedule_refuses(changes, problems):
 
 
 @pytest.mark.parametrize('changes', [dict(), dict(hour=23, minute=59, full_weekday=6, metrics_every=59),
-                                     dict(hour=0, minute=0, metrics_every=1, drill=dict(hour='0', minute=59, weekday=0))])
+                                     dict(hour=0, minute=0, metrics_every=1, drill=dict(hour='0', minute=59, weekday=0)),
+                                     dict(verify=dict(enabled=True, hour=23, minute='0', weekday=6)),
+                                     dict(verify=None, drill=None)])
 def test_check_schedule_accepts(changes):
     schedule.check_schedule(dict(PARAMS, **changes))
 
@@ -170,52 +188,56 @@ def tree(base):
                   for directory, dummy, names in os.walk(base) for name in names)
 
 
-def test_first_run_installs_everything_then_nothing_changes(run_module, root, tmp_path):
-    run = run_module(schedule, args(tmp_path, drill=dict(enabled=True, port=5499, hour=4), **SECRETS))
+def test_first_run_installs_everything_then_nothing_changes(run_module, root, tmp_path, settings_dir):
+    run = run_module(schedule, args(tmp_path, drill=dict(enabled=True, port=5499, hour=4),
+                                    verify=dict(enabled=True, weekday=0), **SECRETS))
     assert not run.failed, run.msg
     assert run.result['changed'] is True
     assert run.result['cron_file'] == '/etc/cron.d/pgbackrest-chronos-v2'
     installed = tree(root)
     assert 'etc/cron.d/pgbackrest-chronos-v2' in installed
-    assert 'etc/chronos-pgbackrest/chronos-v2.json' in installed
     assert 'usr/local/bin/chronos-pgbackrest' in installed
     assert 'usr/local/lib/chronos-pgbackrest/ansible_collections/chronos/pgbackrest/plugins/module_utils/_jobs.py' in installed
+    # The settings go where the program and the modules read them (_target.settings_path; conftest.settings_dir).
+    settings_file = os.path.join(settings_dir, 'chronos-v2.json')
     assert sorted(run.result['changed_files']) == sorted(
-        ['/' + path for path in installed] + [str(tmp_path / 'metrics'), '%s on this host' % (tmp_path /
-                                                                                             'pgbackrest-backup.sh')])
+        ['/' + path for path in installed] + [settings_file, str(tmp_path / 'metrics'),
+                                              '%s on this host' % (tmp_path / 'pgbackrest-backup.sh')])
     program = os.path.join(root, 'usr/local/bin/chronos-pgbackrest')
     assert oct(os.stat(program).st_mode & 0o777) == oct(0o755)
     with open(program) as handle:
         assert "sys.path.insert(0, '/usr/local/lib/chronos-pgbackrest')" in handle.read()
     with open(os.path.join(root, 'etc/cron.d/pgbackrest-chronos-v2')) as handle:
         assert handle.read() == schedule.cron_text(dict(PARAMS, metrics_dir=str(tmp_path / 'metrics'),
-                                                        drill=dict(enabled=True, hour=4)), 'chronos-v2')
-    with open(os.path.join(root, 'etc/chronos-pgbackrest/chronos-v2.json')) as handle:
+                                                        drill=dict(enabled=True, hour=4),
+                                                        verify=dict(enabled=True, weekday=0)), 'chronos-v2')
+    with open(settings_file) as handle:
         text = handle.read()
     settings = json.loads(text)
     assert settings['wrapper'] == str(tmp_path / 'pgbackrest-backup.sh')
     assert settings['drill'] == {'port': 5499}
-    assert (settings['stanza'], settings['pg_path'], settings['config'], settings['metrics_dir']) == (
-        'chronos-v2', '/var/lib/postgresql/15/main', '/etc/pgbackrest/pgbackrest.conf', str(tmp_path / 'metrics'))
+    assert (settings['stanza'], settings['pg_path'], settings['config'], settings['metrics_dir'], settings['binary']) == (
+        'chronos-v2', '/var/lib/postgresql/15/main', '/etc/pgbackrest/pgbackrest.conf', str(tmp_path / 'metrics'), None)
     # No secret in any file the module writes.
-    for path in installed:
-        with open(os.path.join(root, path), 'rb') as handle:
+    for path in [os.path.join(root, path) for path in installed] + [settings_file]:
+        with open(path, 'rb') as handle:
             content = handle.read()
         assert not [secret for secret in SECRETS.values() if secret.encode() in content], path
     with open(str(tmp_path / 'pgbackrest-backup.sh')) as handle:
         assert handle.read() == '#!/bin/sh\nexec true\n'
     assert os.path.isdir(str(tmp_path / 'metrics'))
 
-    again = run_module(schedule, args(tmp_path, drill=dict(enabled=True, port=5499, hour=4), **SECRETS))
+    again = run_module(schedule, args(tmp_path, drill=dict(enabled=True, port=5499, hour=4),
+                                      verify=dict(enabled=True, weekday=0), **SECRETS))
     assert (again.failed, again.result['changed'], again.result['changed_files']) == (False, False, [])
 
 
-def test_a_stanza_with_dots(run_module, root, tmp_path):
+def test_a_stanza_with_dots(run_module, root, tmp_path, settings_dir):
     run = run_module(schedule, args(tmp_path, stanza='db1.chronos.lab'))
     assert run.result['cron_file'] == '/etc/cron.d/pgbackrest-db1_chronos_lab'
     assert os.path.exists(os.path.join(root, 'etc/cron.d/pgbackrest-db1_chronos_lab'))
     # The settings keep the stanza's real name.
-    assert os.path.exists(os.path.join(root, 'etc/chronos-pgbackrest/db1.chronos.lab.json'))
+    assert os.path.exists(os.path.join(settings_dir, 'db1.chronos.lab.json'))
 
 
 def test_check_mode_writes_nothing(run_module, root, tmp_path):
@@ -246,7 +268,7 @@ def test_an_invalid_schedule_changes_nothing(run_module, root, tmp_path):
     assert not os.path.exists(root)
 
 
-def test_the_wrapper_goes_into_the_container(run_module, root, tmp_path, docker):
+def test_the_wrapper_goes_into_the_container(run_module, root, tmp_path, docker, settings_dir):
     container = docker.add_container()
     run = run_module(schedule, args(tmp_path, container='chronos-db', wrapper_path='/usr/local/bin/pgbackrest-backup.sh'))
     assert not run.failed, run.msg
@@ -254,5 +276,5 @@ def test_the_wrapper_goes_into_the_container(run_module, root, tmp_path, docker)
     assert "/usr/local/bin/pgbackrest-backup.sh on container 'chronos-db'" in run.result['changed_files']
     # The program and its settings are on the Docker host, not in the container.
     assert os.path.exists(os.path.join(root, 'usr/local/bin/chronos-pgbackrest'))
-    with open(os.path.join(root, 'etc/chronos-pgbackrest/chronos-v2.json')) as handle:
+    with open(os.path.join(settings_dir, 'chronos-v2.json')) as handle:
         assert json.load(handle)['container'] == 'chronos-db'

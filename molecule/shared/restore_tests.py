@@ -237,7 +237,9 @@ def test_a_scheduled_backup_started_during_a_restore_does_not_run(managed):
     before = labels()
     # Hold the stanza's lock as a restore holds it, for 15 s.
     lock = "/run/lock/chronos-pgbackrest/%s.lock" % STANZA
-    managed.check_output("mkdir -p /run/lock/chronos-pgbackrest && setsid -f bash -c %s && sleep 1",
+    # setsid and no inherited output: the holder outlives the command that starts it.
+    managed.check_output("mkdir -p /run/lock/chronos-pgbackrest && setsid -f bash -c %s </dev/null >/dev/null 2>&1"
+                         " && sleep 1",
                          "exec 9>%s; flock 9; echo 'restore into test pid 1: step 3 of 5' >&9; sleep 15" % lock)
     held_off = run_as_cron(managed, diff[6])
     assert held_off.rc == 75, held_off.stdout + held_off.stderr
@@ -281,10 +283,10 @@ def old_stanza(db):
     db.check_output(as_postgres + "%s -D %s -l %s/log -w -o %s start", pg_tool(db, "pg_ctl"), old, old,
                     "-p 5434 -c listen_addresses= -c wal_level=replica -c archive_mode=on "
                     "-c archive_command='pgbackrest %s archive-push %%p'" % options)
-    db.check_output(as_postgres + "pgbackrest %s stanza-create", options)
+    db.check_output(as_postgres + "pgbackrest " + options + " stanza-create")
     db.check_output(as_postgres + "psql -XAtq -p 5434 -U %s -d postgres -c %s", SUPERUSER,
                     "CREATE TABLE before_migration AS SELECT g AS id FROM generate_series(1, 42) g")
-    db.check_output(as_postgres + "pgbackrest %s --type=full backup", options)
+    db.check_output(as_postgres + "pgbackrest " + options + " --type=full backup")
     db.check_output(as_postgres + "%s -D %s -m fast -w stop", pg_tool(db, "pg_ctl"), old)
     return old
 

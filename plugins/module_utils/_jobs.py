@@ -146,6 +146,7 @@ class Job(object):
         except StanzaLock.Busy as exc:
             say(self.stanza, 'not starting pgbackrest verify: %s' % exc.msg, sys.stderr)
             return EXIT_BUSY
+        start = time.time()
         try:
             # --verbose: without it pgBackRest prints nothing when all is well, and only the non-zero counts.
             done = self.pgbackrest.execute('verify', '--output=text', '--verbose')
@@ -168,8 +169,9 @@ class Job(object):
                 'pgbackrest_verify_last_run_timestamp_seconds': ('When pgbackrest verify last ran.', time.time()),
                 'pgbackrest_verify_status': ('What pgbackrest verify found: 0 no problem, 1 missing or invalid files, '
                                              '2 it could not run.', status),
-                'pgbackrest_verify_invalid_files': ('Files and WAL segments pgbackrest verify found missing or invalid.',
-                                                    report['invalid'])})
+                'pgbackrest_verify_errors': ('Files and WAL segments pgbackrest verify found missing or invalid.',
+                                             report['invalid']),
+                'pgbackrest_verify_duration_seconds': ('How long the last pgbackrest verify took.', time.time() - start)})
         return EXIT_REFUSED if status == VERIFY_FAILED else status
 
     def _drill_metrics(self, rc, start, result):

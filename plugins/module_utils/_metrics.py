@@ -59,6 +59,19 @@ class _Writer(object):
         self.client = _client()
         self.registry = self.client.CollectorRegistry()
         self.gauges = {}
+        self.counters = {}
+        # Counters are read from PostgreSQL, never counted here: they are handed over as families.
+        self.registry.register(self)
+
+    def collect(self):
+        return list(self.counters.values())
+
+    def count(self, name, documentation, labels, value):
+        """A counter read elsewhere (name without _total, which the text format adds)."""
+        from prometheus_client.core import CounterMetricFamily
+        if name not in self.counters:
+            self.counters[name] = CounterMetricFamily(name, documentation, labels=sorted(labels))
+        self.counters[name].add_metric([labels[key] for key in sorted(labels)], value)
 
     def set(self, name, documentation, labels, value):
         if name not in self.gauges:
@@ -101,10 +114,10 @@ def write_status(directory, stanza_name, stanza=None, archiver=None, version=Non
     if stanza:
         _stanza_metrics(out, stanza, now)
     if archiver:
-        out.set('pgbackrest_archive_archived_total', 'WAL segments PostgreSQL archived (pg_stat_archiver).', name,
-                archiver['archived_count'])
-        out.set('pgbackrest_archive_failed_total', 'Failed WAL archiving attempts (pg_stat_archiver).', name,
-                archiver['failed_count'])
+        out.count('pgbackrest_archive_archived', 'WAL segments PostgreSQL archived (pg_stat_archiver).', name,
+                  archiver['archived_count'])
+        out.count('pgbackrest_archive_failed', 'Failed WAL archiving attempts (pg_stat_archiver).', name,
+                  archiver['failed_count'])
         out.set('pgbackrest_archive_last_archived_timestamp_seconds', 'When PostgreSQL last archived a WAL segment.',
                 name, archiver['last_archived'] or 0)
         out.set('pgbackrest_archive_last_failed_timestamp_seconds', 'When WAL archiving last failed.', name,
@@ -233,5 +246,6 @@ def read_runs(directory, stanza):
     for (metric, labels), value in samples.items():
         labels = dict(labels)
         if metric in fields and labels.get('stanza') == stanza and labels.get('backup_type') in BACKUP_TYPES:
-            runs.setdefault(labels['backup_type'], {})[fields[metric]] = int(value)
+            field = fields[metric]
+            runs.setdefault(labels['backup_type'], {})[field] = int(value) if field == 'exit_code' else value
     return dict((kind, run) for kind, run in runs.items() if 'exit_code' in run and 'last_run' in run)

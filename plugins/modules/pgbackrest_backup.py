@@ -234,7 +234,8 @@ def main():
                                         and params['wait_for_lock'] and now() < deadline):
                     break
                 time.sleep(LOCK_POLL_SECONDS)
-            if params['metrics_dir']:
+            # A backup that found another one running did not run: it is not a failed run (as the scheduled job's 75).
+            if params['metrics_dir'] and parse_error(done.stdout, done.stderr)[0] != LOCK_ERROR:
                 _metrics.write_run(params['metrics_dir'], pgbackrest.stanza, backup_type, done.rc, started, now())
                 refresh_status(run.target, pgbackrest, params['metrics_dir'])
         if done.rc != 0:

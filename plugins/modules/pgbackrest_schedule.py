@@ -256,6 +256,10 @@ def main():
                 os.unlink(cron_file)
         if run.target.write_file(params['wrapper_path'], params['wrapper'].encode(), 0, 0, 0o755, run.check_mode):
             changed.append('%s on %s' % (params['wrapper_path'], run.target.describe()))
+        # The status metrics from the start, before cron first runs the job: a host without them is not silent.
+        if params['metrics_dir'] and not run.check_mode and \
+                not os.path.exists(_metrics.file_path(params['metrics_dir'], stanza, 'status')):
+            _jobs.refresh_status(run.target, run.pgbackrest, params['metrics_dir'])
         run.exit(changed=bool(changed), changed_files=changed, cron_file=cron_file)
 
 

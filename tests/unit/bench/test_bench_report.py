@@ -1,7 +1,8 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the chronos.pgbackrest collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The benchmark's arithmetic (bench/report.py) with fixed numbers: medians, ratios, verdicts, archive lag.
+"""The benchmark's arithmetic (bench/report.py) with fixed numbers: medians, ratios, verdicts per release,
+differential shares, pg_stat_archiver, archive lag, and the side-by-side report.
 
 Nothing here measures time: the benchmark itself runs only through `make bench`.
 """
@@ -9,6 +10,7 @@ Nothing here measures time: the benchmark itself runs only through `make bench`.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import copy
 import os
 import sys
 
@@ -20,85 +22,158 @@ sys.path.insert(0, os.path.join(REPO, 'bench'))
 
 import report  # noqa: E402  pylint: disable=wrong-import-position
 
-
-def results(samples):
-    """A results document with the given sample series (keys use an underscore for the dot: full_defaults)."""
-    base = dict(samples={}, sizes={'full.defaults': [80e6, 80e6, 80e6], 'full.stock': [100e6, 100e6, 100e6]},
-                archive_lag=dict(max_lag=12.0, median_lag=1.0))
-    base['samples'] = dict((key.replace('_', '.', 1), value) for key, value in samples.items())
-    return base
-
+TARGET_KEYS = [key for key, _issue, _text in report.TARGETS]
 
 PASSING = dict(full_defaults=[10.0, 30.0, 10.5], full_stock=[30.0, 31.0, 29.0],
                restore_defaults=[5.0, 6.0, 7.0], restore_floor=[2.0, 2.5, 3.0],
                info_module=[0.9, 0.8, 1.0], info_raw=[0.5, 0.6, 0.4],
-               site_one=[15.0, 16.0, 40.0], site_fleet=[25.0, 30.0, 28.0])
+               site_one=[8.0, 9.0, 40.0], site_ping=[2.0, 2.5, 2.1], site_fleet=[15.0, 18.0, 16.0])
 
 
-@pytest.mark.parametrize('values, expected', [
+def release(samples=None, block=True):
+    """One release's document with the given sample series (keys use an underscore for the first dot: full_defaults)
+    and sizes that meet the differential targets: a full of 100 MB, differentials of 10 MB (range) and 15 MB (spread)."""
+    samples = PASSING if samples is None else samples
+    return dict(
+        samples=dict((key.replace('_', '.', 1), value) for key, value in samples.items()),
+        sizes={'full.defaults': [80e6, 80e6, 80e6], 'full.stock': [100e6, 100e6, 100e6],
+               'diff_range.defaults': [8e6, 8e6, 9e6], 'diff_range.stock': [90e6] * 3,
+               'diff_spread.defaults': [12e6, 12e6, 12e6], 'diff_spread.stock': [99e6] * 3},
+        machine=dict(cores=2, memory_gib=23.5, os='Debian GNU/Linux 12 (bookworm)', postgresql='17.12',
+                     pgbackrest='2.55.1' if block else '2.45', block_incremental=block),
+        updates=dict(range=dict(condition='aid <= 150000', rows=150000, table_rows=3000000, pages=2460,
+                                table_pages=49180),
+                     spread=dict(condition='aid % 20 = 0', rows=150000, table_rows=3000000, pages=49100,
+                                 table_pages=51640)),
+        archiver=dict(one=dict(hosts=1, archived_before=12, archived_after=12, wal_bytes=0, runs=3),
+                      fleet=dict(hosts=8, archived_before=40, archived_after=40, wal_bytes=0, runs=3)),
+        archive_lag=dict(max_lag=12.0, median_lag=1.0),
+        params=dict(database_bytes=512e6), settings={}, notes=[])
+
+
+def verdicts(doc):
+    rows = report.targets(doc)
+    return [rows[key][1] for key in TARGET_KEYS]
+
+
+def expected(**changes):
+    """Every target met, except those named (by key) with their verdict."""
+    return [changes.get(key, 'met') for key in TARGET_KEYS]
+
+
+@pytest.mark.parametrize('values, result', [
     ([3.0, 1.0, 2.0], 2.0),
     ([1.0, 2.0, 3.0, 10.0], 2.5),
     ([None, 4.0], 4.0),
     ([], None),
 ])
-def test_median(values, expected):
-    assert report.median(values) == expected
+def test_median(values, result):
+    assert report.median(values) == result
 
 
-@pytest.mark.parametrize('value, reference, expected', [
+@pytest.mark.parametrize('value, reference, result', [
     (10.0, 40.0, 0.25),
     (None, 40.0, None),
     (10.0, 0, None),
     (10.0, None, None),
 ])
-def test_ratio(value, reference, expected):
-    assert report.ratio(value, reference) == expected
+def test_ratio(value, reference, result):
+    assert report.ratio(value, reference) == result
 
 
-def verdicts(document):
-    return [row[2] for row in report.targets(document)]
+def test_the_fixture_names_its_series_as_bench_does():
+    assert set(release()['samples']) == {'full.defaults', 'full.stock', 'restore.defaults', 'restore.floor',
+                                         'info.module', 'info.raw', 'site.one', 'site.ping', 'site.fleet'}
 
 
 def test_every_target_met_with_the_medians_not_the_means():
-    # A slow outlier (30 s, 40 s) moves the mean past the limit but not the median.
-    assert verdicts(results(PASSING)) == ['met'] * 6
+    # Slow outliers (30 s, 40 s) move the means past their limits but not the medians.
+    assert verdicts(release()) == expected()
 
 
 @pytest.mark.parametrize('change, missed', [
-    (dict(full_defaults=[13.0, 13.0, 13.0]), 0),           # 13 / 30 = 0.43 > 0.4
-    (dict(restore_defaults=[7.6, 7.6, 7.6]), 1),           # 7.6 / 2.5 = 3.04 > 3
-    (dict(info_module=[1.1, 1.1, 1.1]), 2),                # 1.1 - 0.5 = 0.6 s > 0.5 s
-    (dict(site_one=[20.5, 20.5, 20.5]), 3),                # > 20 s
-    (dict(site_fleet=[33.0, 33.0, 33.0]), 4),              # 33 / 16 = 2.06 > 2
+    (dict(full_defaults=[13.0, 13.0, 13.0]), 'full'),          # 13 / 30 = 0.43 > 0.4
+    (dict(restore_defaults=[7.6, 7.6, 7.6]), 'restore'),       # 7.6 / 2.5 = 3.04 > 3
+    (dict(info_module=[1.1, 1.1, 1.1]), 'info'),               # 1.1 - 0.5 = 0.6 s > 0.5 s
+    (dict(site_one=[20.5, 20.5, 20.5], site_fleet=[40.0] * 3), 'site_one'),   # > 20 s
+    (dict(site_ping=[1.4, 1.4, 1.4]), 'site_ping'),            # 9 / 1.4 = 6.4 > 6
+    (dict(site_fleet=[23.0, 23.0, 23.0]), 'site_fleet'),       # 23 / 9 = 2.56 > 2.5
 ])
 def test_one_missed_target(change, missed):
-    document = results(dict(PASSING, **change))
-    expected = ['met'] * 6
-    expected[missed] = 'MISSED'
-    assert verdicts(document) == expected
+    doc = release(dict(PASSING, **change))
+    if missed == 'site_one':
+        doc['samples']['site.ping'] = [4.0] * 3    # keep the ping ratio met: 20.5 / 4 = 5.1
+    assert verdicts(doc) == expected(**{missed: 'MISSED'})
 
 
 def test_limits_are_inclusive_except_the_archive_lag():
-    document = results(dict(PASSING, full_defaults=[12.0] * 3, full_stock=[30.0] * 3,
-                            restore_defaults=[7.5] * 3, info_module=[1.0] * 3, site_one=[20.0] * 3,
-                            site_fleet=[40.0] * 3))
-    document['archive_lag']['max_lag'] = 60.0
-    assert verdicts(document) == ['met, within 10 % of the limit'] * 5 + ['MISSED']
+    doc = release(dict(PASSING, full_defaults=[12.0] * 3, full_stock=[30.0] * 3, restore_defaults=[7.5] * 3,
+                       info_module=[1.0] * 3, site_one=[20.0] * 3, site_ping=[20.0 / 6] * 3, site_fleet=[50.0] * 3))
+    doc['sizes']['diff_range.defaults'] = doc['sizes']['diff_spread.defaults'] = [16e6] * 3   # 16 / 80 = 20 %
+    doc['archive_lag']['max_lag'] = 60.0
+    close = 'met, within 10 % of the limit'
+    assert verdicts(doc) == [close, close, close, close, close, close, close, close, 'met', 'MISSED']
 
 
 def test_a_figure_near_its_limit_is_met_but_marked_close():
-    document = results(dict(PASSING, site_one=[18.1] * 3, site_fleet=[30.0] * 3))
-    assert verdicts(document)[3:5] == ['met, within 10 % of the limit', 'met']
+    doc = release(dict(PASSING, site_one=[18.1] * 3, site_ping=[4.0] * 3, site_fleet=[30.0] * 3))
+    assert verdicts(doc)[TARGET_KEYS.index('site_one')] == 'met, within 10 % of the limit'
+    assert verdicts(doc)[TARGET_KEYS.index('site_fleet')] == 'met'
 
 
 def test_a_larger_repository_misses_the_full_backup_target_even_when_faster():
-    document = results(PASSING)
-    document['sizes']['full.defaults'] = [101e6] * 3
-    assert verdicts(document)[0] == 'MISSED'
+    doc = release()
+    doc['sizes']['full.defaults'] = [101e6] * 3
+    assert verdicts(doc)[0] == 'MISSED'
 
 
 def test_unmeasured_targets_say_so():
-    assert verdicts(dict(samples={}, sizes={})) == ['not measured'] * 6
+    assert verdicts(dict(samples={}, sizes={})) == ['not measured'] * len(TARGET_KEYS)
+
+
+@pytest.mark.parametrize('backup, stored', [
+    # pgBackRest 2.45: no block map.
+    ({'info': {'repository': {'delta': 4000, 'size': 9000}}}, 4000),
+    # Block incremental: the map stored with the backup counts too.
+    ({'info': {'repository': {'delta': 4000, 'size': 9000, 'delta-map': 300, 'size-map': 700}}}, 4300),
+])
+def test_stored_bytes(backup, stored):
+    assert report.stored_bytes(backup) == stored
+
+
+def test_diff_share_is_each_contenders_differential_over_its_own_full():
+    doc = release()
+    assert report.diff_share(doc, 'range') == pytest.approx(8e6 / 80e6)
+    assert report.diff_share(doc, 'spread', 'stock') == pytest.approx(0.99)
+    assert report.diff_share(doc, 'spread', 'unbundled') is None
+
+
+@pytest.mark.parametrize('size, verdict', [(16e6, 'met, within 10 % of the limit'), (16.1e6, 'MISSED'),
+                                           (4e6, 'met')])
+def test_diff_share_target_is_twenty_percent_of_the_full(size, verdict):
+    doc = release()
+    doc['sizes']['diff_spread.defaults'] = [size] * 3
+    assert report.targets(doc)['diff_spread'][1] == verdict
+
+
+def test_diff_share_text_says_whether_block_incremental_was_on():
+    assert report.targets(release())['diff_range'][0] == '10 %, block incremental'
+    assert report.targets(release(block=False))['diff_range'][0] == '10 %, no block incremental'
+
+
+def test_archiver_growth_on_any_host_misses_the_target():
+    doc = release()
+    assert report.targets(doc)['archived'] == ('12 -> 12 on one host, +0 on 8 hosts; 0 B of WAL written', 'met')
+    doc['archiver']['fleet']['archived_after'] = 43
+    doc['archiver']['fleet']['wal_bytes'] = 3 * 16 * 1024 * 1024
+    assert report.archived_growth(doc) == (3, 3 * 16 * 1024 * 1024)
+    assert report.targets(doc)['archived'][1] == 'MISSED'
+
+
+def test_wal_written_without_a_segment_archived_is_reported_but_meets_the_target():
+    doc = release()
+    doc['archiver']['one']['wal_bytes'] = 96
+    assert report.targets(doc)['archived'] == ('12 -> 12 on one host, +0 on 8 hosts; 96 B of WAL written', 'met')
 
 
 SEGMENT = 16 * 1024 * 1024
@@ -130,22 +205,86 @@ def test_archive_lag_before_anything_was_archived_counts_from_the_first_sample()
     assert report.archive_lag(samples, SEGMENT)[-1] == (20.0, 8.0, 2)
 
 
-def test_markdown_has_machine_table_and_verdicts():
-    document = results(PASSING)
-    document['machine'] = dict(cores=2, memory_gib=23.5, os='Debian GNU/Linux 12 (bookworm)',
-                               postgresql='15.18', pgbackrest='2.45')
-    document['params'] = dict(scale=61, repeat=3, database_bytes=1.02e9, started='2026-11-24 14:00 UTC')
-    text = report.markdown(document, ['a reason'])
-    assert '2 cores, 23.5 GiB memory' in text
-    assert '| full backup | pgBackRest, collection defaults | 10.5 s | 3 | 0.35x stock | 80.0 MB |  |' in text
-    assert '| restore, defaults <= 3x the copy floor | 2.40x | met |' in text
-    assert '- a reason' in text
+def two_releases():
+    bookworm = release(block=False)
+    bookworm['machine'].update(postgresql='15.14', pgbackrest='2.45')
+    bookworm['sizes']['diff_range.defaults'] = [75e6] * 3     # no block incremental: files copied whole
+    bookworm['sizes']['diff_spread.defaults'] = [79e6] * 3
+    bookworm['settings'] = dict(defaults='repo1-bundle=y compress-type=zst', stock='start-fast=y')
+    bookworm['seconds'] = 1100
+    trixie = copy.deepcopy(release())
+    trixie['samples']['site.fleet'] = [30.0] * 3                # 30 / 9 = 3.3x
+    trixie['seconds'] = 1210
+    trixie['errors'] = {'info': 'ansible-playbook failed (exit 2):\nok: [x]\n[ERROR]: Task failed: option not valid\n'}
+    return dict(params=dict(scale=30, repeat=3, started='2026-11-29 18:00 UTC', args='', seconds=2310,
+                            releases=['bookworm', 'trixie']),
+                releases=dict(trixie=trixie, bookworm=bookworm))
+
+
+def test_verdicts_per_release_side_by_side():
+    text = report.markdown(two_releases())
+    assert '| target | issue | bookworm | trixie |' in text
+    assert ('| differential after updating 5 % of the rows, in one range: <= 20 % of the full\'s repository size | 15 | '
+            '94 %, no block incremental: **MISSED** | 10 %, block incremental: met |') in text
+    assert '| no-change site.yml, eight hosts <= 2.5x one host | 15 | 1.78x (16.0 s): met | 3.33x (30.0 s): **MISSED** |' \
+        in text
+    assert '| no-change site.yml <= 6x an ad-hoc ansible -m ping of the same host | 15 | 4.3x (9.00 s vs 2.10 s): met |' \
+        in text
+    assert 'the whole run took 38 min 30 s (bookworm 18 min 20 s, trixie 20 min 10 s)' in text
+
+
+def test_report_lists_the_differential_shares_and_the_measurements_per_release():
+    text = report.markdown(two_releases())
+    assert '| one range of accounts | collection defaults | 94 % | 10 % |' in text
+    assert '| every 20th account | stock settings | 99 % | 99 % |' in text
+    assert '- one range of accounts: bookworm: 150000 rows (5 % of them) on 5 % of pgbench_accounts\' pages;' in text
+    assert '| full backup | pgBackRest, collection defaults | 10.5 s | 0.35x stock | 80.0 MB | 10.5 s | 0.35x stock | ' \
+        '80.0 MB |' in text
+    assert '| site.yml, no change | one host | 9.00 s | 4.29x ping |  | 9.00 s | 4.29x ping |  |' in text
+
+
+def test_report_explains_each_missed_target_for_its_release():
+    text = report.markdown(two_releases())
+    assert '- bookworm: Differential after updating one range of accounts (94 % of the full): pgBackRest 2.45 has no ' \
+        'block incremental' in text
+    assert '- trixie: site.yml on eight hosts (3.33x one host)' in text
+    assert 'trixie: Differential' not in text
+    assert '- **trixie, the info measurements failed**: Task failed: option not valid' in text
 
 
 def test_explanations_only_for_missed_targets():
-    assert report.explanations(results(PASSING)) == []
-    document = results(dict(PASSING, full_defaults=[20.0] * 3, full_unbundled=[35.0] * 3))
-    document['files'] = {'full.defaults': 1000}
-    texts = report.explanations(document)
+    assert report.explanations(release()) == []
+    doc = release(dict(PASSING, full_defaults=[20.0] * 3, full_unbundled=[35.0] * 3))
+    doc['files'] = {'full.defaults': 1000}
+    texts = report.explanations(doc)
     assert len(texts) == 1
     assert '1000 files' in texts[0] and '15 ms per' in texts[0]
+
+
+def test_a_spread_update_misses_even_with_block_incremental_and_says_why():
+    doc = release()
+    doc['sizes']['diff_spread.defaults'] = [60e6] * 3
+    texts = report.explanations(doc)
+    assert len(texts) == 1
+    assert texts[0].startswith('Differential after updating every 20th account (75 % of the full, with block '
+                               'incremental; 99 % without it (stock)): the update changed 150000 rows (5 % of them) '
+                               'on 95 % of pgbench_accounts\' pages.')
+
+
+def test_readme_section_has_both_releases_and_the_reasons():
+    text = report.readme_section(two_releases())
+    assert 'bookworm (PostgreSQL 15.14, pgBackRest 2.45) and trixie (PostgreSQL 17.12, pgBackRest 2.55.1)' in text
+    assert '| target | bookworm | trixie |' in text
+    assert '| pg_stat_archiver.archived_count unchanged by the no-change runs (issue 15) | 12 -> 12 on one host, ' \
+        '+0 on 8 hosts; 0 B of WAL written: met |' in text
+    assert 'pgBackRest 2.45 has no block incremental (2.46+), so each changed file is copied whole' in text
+    assert 'Eight hosts took 3.33x one host' in text
+    assert 'Not measured: the info measurements failed on trixie: Task failed: option not valid.' in text
+
+
+@pytest.mark.parametrize('error, summary', [
+    ('x failed (exit 2):\nok: [h]\n[ERROR]: Task failed: Module failed: no\nmore', 'Task failed: Module failed: no'),
+    ('WAL archiving did not catch up\nsecond line', 'WAL archiving did not catch up'),
+])
+def test_error_summary(error, summary):
+    assert report.error_summary(error) == summary

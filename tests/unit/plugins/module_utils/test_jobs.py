@@ -250,7 +250,7 @@ def test_drill_while_busy(settings, commands, drill):
 
 def verify_metrics(settings):
     found = samples(settings, 'verify')
-    return (sample(found, 'pgbackrest_verify_status'), sample(found, 'pgbackrest_verify_invalid_files'),
+    return (sample(found, 'pgbackrest_verify_status'), sample(found, 'pgbackrest_verify_errors'),
             sample(found, 'pgbackrest_verify_last_run_timestamp_seconds'))
 
 

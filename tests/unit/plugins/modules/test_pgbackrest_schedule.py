@@ -171,6 +171,16 @@ def root(tmp_path, monkeypatch):
         def unlink(self, path):
             os.unlink(rooted(path))
     monkeypatch.setattr(schedule, 'os', Os())
+    # The first status file is written through refresh_status (its own tests are in test_jobs.py): record the calls.
+    refreshed = []
+
+    def refresh(target, pgbackrest, directory):
+        refreshed.append(directory)
+        os.makedirs(directory, exist_ok=True)
+        open(schedule._metrics.file_path(directory, pgbackrest.stanza, 'status'), 'w').close()
+        return []
+    monkeypatch.setattr(schedule._jobs, 'refresh_status', refresh)
+    monkeypatch.setattr(schedule, 'REFRESHED', refreshed, raising=False)
     if os.geteuid() != 0:
         monkeypatch.setattr(os, 'chown', lambda *args: None)
         monkeypatch.setattr(os, 'fchown', lambda *args: None)
@@ -194,6 +204,7 @@ def test_first_run_installs_everything_then_nothing_changes(run_module, root, tm
     assert not run.failed, run.msg
     assert run.result['changed'] is True
     assert run.result['cron_file'] == '/etc/cron.d/pgbackrest-chronos-v2'
+    assert schedule.REFRESHED == [str(tmp_path / 'metrics')], 'the status metrics are written before cron first runs'
     installed = tree(root)
     assert 'etc/cron.d/pgbackrest-chronos-v2' in installed
     assert 'usr/local/bin/chronos-pgbackrest' in installed

@@ -13,6 +13,8 @@ S3_IMAGE=chronos-pgbackrest/s3:bookworm
 # The users' chronos-db, in the official postgres image's two layouts (lab/images/postgres/Dockerfile).
 POSTGRES_IMAGE=chronos-pgbackrest/postgres:bookworm
 POSTGRES18_IMAGE=chronos-pgbackrest/postgres:bookworm-18-layout
+# Prometheus, Alertmanager and a webhook receiver for the monitoring lab (lab/images/monitoring/Dockerfile).
+MONITORING_IMAGE=chronos-pgbackrest/monitoring:bookworm
 LAB_S3_HOST=s3.chronos.lab
 
 log() { printf '==> %s\n' "$*"; }
@@ -124,6 +126,14 @@ postgres_image() {  # image, then build arguments
   docker build -q --label "chronos.inputs=$inputs" "${@/#/--build-arg=}" -t "$image" "$context" >/dev/null
 }
 
+monitoring_image() {
+  local context="$ROOT/lab/images/monitoring" inputs
+  inputs=$( (cat "$context"/*; docker image inspect -f '{{ .Id }}' "$BASE_IMAGE") | sha256sum | cut -c1-16)
+  image_current "$MONITORING_IMAGE" "$inputs" && return
+  log "building $MONITORING_IMAGE (Debian's Prometheus and Alertmanager, a webhook receiver)"
+  docker build -q --label "chronos.inputs=$inputs" -t "$MONITORING_IMAGE" "$context" >/dev/null
+}
+
 tls() {
   local dir="$BUILD/tls"
   [[ -f "$dir/s3.crt" ]] && return
@@ -173,6 +183,7 @@ for step in "${steps[@]}"; do
       docker_engine; base_image; s3_image
       postgres_image "$POSTGRES_IMAGE" PG_MAJOR=15 PGDATA=/var/lib/postgresql/data VOLUME_PATH=/var/lib/postgresql/data
       postgres_image "$POSTGRES18_IMAGE" PG_MAJOR=15 PGDATA=/var/lib/postgresql/15/docker VOLUME_PATH=/var/lib/postgresql
+      monitoring_image
       ;;
     tls) tls ;;
     collection) collection ;;

@@ -2,7 +2,8 @@
 # Prepare this machine for the lab and the tests, skipping every step that is already done:
 # Debian packages, the Python virtualenv, a Docker engine, the locally built images, the lab's
 # TLS certificates, the collection link Ansible loads chronos.pgbackrest from, and promtool.
-# Usage: scripts/bootstrap.sh [packages|venv|docker|images|tls|collection|promtool ...]  (default: all)
+# Usage: scripts/bootstrap.sh [packages|venv|docker|images|monitoring|tls|collection|promtool ...]  (default: all;
+# images includes monitoring, the monitoring lab's image alone)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -185,6 +186,7 @@ for step in "${steps[@]}"; do
       postgres_image "$POSTGRES18_IMAGE" PG_MAJOR=15 PGDATA=/var/lib/postgresql/15/docker VOLUME_PATH=/var/lib/postgresql
       monitoring_image
       ;;
+    monitoring) docker_engine; monitoring_image ;;
     tls) tls ;;
     collection) collection ;;
     promtool) promtool_binary ;;

@@ -105,8 +105,8 @@ def run_as_cron(host, words, environment=None, faketime=None):
         command = "faketime %s %s" % (shlex.quote(faketime), command)
     variables = ["PATH=/usr/bin:/bin", "HOME=/root", "SHELL=/bin/sh", "LOGNAME=root"]
     variables += ["%s=%s" % item for item in sorted((environment or {}).items())]
-    return host.run("env -i %s /bin/sh -c %s" % (" ".join(shlex.quote(variable) for variable in variables),
-                                                  shlex.quote(command)))
+    prefix = " ".join(shlex.quote(variable) for variable in variables)
+    return host.run("env -i %s /bin/sh -c %s" % (prefix, shlex.quote(command)))
 
 
 def write_verify_metrics(host, status, errors, last_run_ago=0):

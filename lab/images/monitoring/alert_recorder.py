@@ -1,4 +1,4 @@
-#!/usr/bin/python3
+# The lab's webhook receiver, run by monitoring-entrypoint with python3 (stdlib only).
 """A webhook receiver for Alertmanager that keeps what it is sent.
 
 POST any path: the JSON body is appended, with the time it arrived, as one line of /var/lib/alert-recorder/alerts.jsonl.

@@ -118,7 +118,8 @@ def write_verify_metrics(host, status, errors, last_run_ago=0):
         "_metrics.write_single(%r, %r, 'verify', {\n"
         "  'pgbackrest_verify_last_run_timestamp_seconds':\n"
         "    ('When the last pgbackrest verify ended.', time.time() - %d),\n"
-        "  'pgbackrest_verify_status': ('Whether the last pgbackrest verify found problems (0 none, 1 some).', %d),\n"
+        "  'pgbackrest_verify_status':\n"
+        "    ('The last pgbackrest verify: 0 no problem, 1 problems found, 2 it did not complete.', %d),\n"
         "  'pgbackrest_verify_errors': ('Problems the last pgbackrest verify reported.', %d),\n"
         "  'pgbackrest_verify_duration_seconds': ('Duration of the last pgbackrest verify.', 2)})\n"
         % (LIBRARY, METRICS_DIR, STANZA, last_run_ago, status, errors))

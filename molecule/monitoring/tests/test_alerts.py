@@ -199,6 +199,7 @@ def test_node_exporter_down(db, monitoring):
 
 @pytest.mark.parametrize("alertname, broken, words", [
     ("PgBackRestVerifyFailed", dict(status=1, errors=2), "reported 2 problem(s)"),
+    ("PgBackRestVerifyFailed", dict(status=2, errors=0), "did not complete"),
     ("PgBackRestVerifyNotRunning", dict(status=0, errors=0, last_run_ago=9 * 86400), "last ended 9d 0h"),
 ])
 def test_verify(db, monitoring, alertname, broken, words):

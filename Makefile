@@ -1,5 +1,6 @@
 # make lab    provision the embedded lab with site.yml and print its backups
 # make lab-container   the same lab in production's layout: PostgreSQL as the main process of chronos-db
+# make lab-monitoring  the lab plus chronos-monitoring: Prometheus, Alertmanager, a webhook receiver
 # make test   every test: unit, alert rules, sanity, lint, molecule, the built collection
 # make bench  measure backup, restore and playbook speed in the lab (bench/README.md)
 SHELL := /bin/bash
@@ -12,8 +13,16 @@ WITH_ENV := eval "$$(scripts/lab-env.sh)"; export PATH="$(ROOT)/.venv/bin:$$PATH
 MOLECULE_HOST_LANE := host host-trixie monitoring
 MOLECULE_CONTAINER_LANE := container container18 container-trixie
 
-.PHONY: bootstrap lab lab-container lab-down test unit rules sanity lint collection molecule bench
+.PHONY: bootstrap lab lab-container lab-monitoring monitoring-up lab-down test unit rules sanity lint collection molecule bench
 PROMTOOL := .build/prometheus/usr/bin/promtool
+# The monitoring lab beside `make lab`: which lab, and what it publishes on this machine's loopback.
+LAB_INVENTORY ?= inventories/lab
+LAB_NETWORK ?= chronos-lab
+LAB_DB ?= chronos-db
+MONITORING_CONTAINER ?= chronos-monitoring
+MONITORING_PUBLISH ?= -p 127.0.0.1:9090:9090 -p 127.0.0.1:9093:9093 -p 127.0.0.1:9095:9095
+# Every `for:` of the rules becomes this in the lab, so that alerts fire within a minute (empty: production's).
+MONITORING_ALERT_FOR ?= 30s
 
 bootstrap:
 	scripts/bootstrap.sh
@@ -28,7 +37,20 @@ lab-container: bootstrap
 	$(WITH_ENV) ansible-playbook -i inventories/container-lab site.yml
 	docker exec chronos-db pgbackrest --stanza=chronos-v2 info
 
+lab-monitoring: lab monitoring-up
+
+# node_exporter and cron on the lab's database host, then a fresh chronos-monitoring scraping it with the rules of
+# templates/prometheus.
+monitoring-up:
+	$(WITH_ENV) ansible-playbook -i $(LAB_INVENTORY) molecule/monitoring/prepare.yml -e monitoring_cron=true
+	docker rm -f $(MONITORING_CONTAINER) >/dev/null 2>&1 || true
+	docker run -d --name $(MONITORING_CONTAINER) --hostname $(MONITORING_CONTAINER) --network $(LAB_NETWORK) \
+	  $(MONITORING_PUBLISH) -e SCRAPE_TARGETS=$(LAB_DB):9100 -e ALERT_FOR=$(MONITORING_ALERT_FOR) \
+	  -v $(ROOT)/templates/prometheus:/etc/chronos-monitoring/rules:ro chronos-pgbackrest/monitoring:bookworm >/dev/null
+	@echo "Prometheus: http://127.0.0.1:9090  Alertmanager: http://127.0.0.1:9093  delivered: http://127.0.0.1:9095/alerts"
+
 lab-down:
+	docker rm -f $(MONITORING_CONTAINER) >/dev/null 2>&1 || true
 	scripts/lab.sh down
 
 test: bootstrap

@@ -2,7 +2,8 @@
 # Prepare this machine for the lab and the tests, skipping every step that is already done:
 # Debian packages, the Python virtualenv, a Docker engine, the locally built images, the lab's
 # TLS certificates, the collection link Ansible loads chronos.pgbackrest from, and promtool.
-# Usage: scripts/bootstrap.sh [packages|venv|docker|images|tls|collection|promtool ...]  (default: all)
+# Usage: scripts/bootstrap.sh [packages|venv|docker|images|monitoring|tls|collection|promtool ...]  (default: all;
+# images includes monitoring, the monitoring lab's image alone)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,6 +17,8 @@ S3_IMAGE=chronos-pgbackrest/s3:bookworm
 POSTGRES_IMAGE=chronos-pgbackrest/postgres:bookworm
 POSTGRES18_IMAGE=chronos-pgbackrest/postgres:bookworm-18-layout
 TRIXIE_POSTGRES_IMAGE=chronos-pgbackrest/postgres:trixie
+# Prometheus, Alertmanager and a webhook receiver for the monitoring lab (lab/images/monitoring/Dockerfile).
+MONITORING_IMAGE=chronos-pgbackrest/monitoring:bookworm
 LAB_S3_HOST=s3.chronos.lab
 
 log() { printf '==> %s\n' "$*"; }
@@ -133,6 +136,14 @@ postgres_image() {  # image, base image, then build arguments
     "$context" >/dev/null
 }
 
+monitoring_image() {
+  local context="$ROOT/lab/images/monitoring" inputs
+  inputs=$( (cat "$context"/*; docker image inspect -f '{{ .Id }}' "$BASE_IMAGE") | sha256sum | cut -c1-16)
+  image_current "$MONITORING_IMAGE" "$inputs" && return
+  log "building $MONITORING_IMAGE (Debian's Prometheus and Alertmanager, a webhook receiver)"
+  docker build -q --label "chronos.inputs=$inputs" -t "$MONITORING_IMAGE" "$context" >/dev/null
+}
+
 tls() {
   local dir="$BUILD/tls"
   [[ -f "$dir/s3.crt" ]] && return
@@ -186,7 +197,9 @@ for step in "${steps[@]}"; do
         VOLUME_PATH=/var/lib/postgresql
       postgres_image "$TRIXIE_POSTGRES_IMAGE" "$TRIXIE_BASE_IMAGE" PG_MAJOR=17 PGDATA=/var/lib/postgresql/data \
         VOLUME_PATH=/var/lib/postgresql/data
+      monitoring_image
       ;;
+    monitoring) docker_engine; monitoring_image ;;
     tls) tls ;;
     collection) collection ;;
     promtool) promtool_binary ;;

@@ -97,7 +97,7 @@ def test_the_cron_lines_run_as_cron_runs_them_make_a_backup_and_its_metrics(mana
     assert len(line) == 1 and line[0][:2] == ["0", "2"] and line[0][5] == "root"
     before = labels()
     logged = os.path.getsize(CRON_LOG) if os.path.exists(CRON_LOG) else 0
-    result = run_as_cron(managed, line[0][6])
+    result = run_as_cron(managed, "backup %s" % kind)
     assert result.rc == 0, result.stdout + result.stderr
     new = [backup for backup in info()["backups"] if backup["label"] not in before]
     assert [backup["type"] for backup in new] == [kind]
@@ -111,7 +111,7 @@ def test_the_cron_lines_run_as_cron_runs_them_make_a_backup_and_its_metrics(mana
 def test_the_metrics_show_the_repository_up_and_the_newest_backups(managed):
     metrics = [fields for fields in cron_lines(managed) if fields[6].split()[3:4] == ["metrics"]]
     assert len(metrics) == 1
-    assert run_as_cron(managed, metrics[0][6]).rc == 0
+    assert run_as_cron(managed, "metrics").rc == 0
     status = managed.file("%s/pgbackrest_%s_status.prom" % (METRICS_DIR, STANZA)).content_string
     assert 'pgbackrest_exporter_status{stanza="%s"} 1.0' % STANZA in status
     assert 'pgbackrest_stanza_status{stanza="%s"} 0.0' % STANZA in status

@@ -6,6 +6,7 @@ through Ansible, playbook runs against the scenario's own inventory, and the gui
 import json
 import os
 import re
+import shlex
 import subprocess
 import tempfile
 import time
@@ -193,9 +194,24 @@ def cron_lines(managed_host):
     return [line.split(None, 6) for line in lines if re.match(r"^[0-9*]", line)]
 
 
-def run_as_cron(managed_host, command):
-    """A cron line's command as cron runs it: /bin/sh -c with an empty environment and PATH=/usr/bin:/bin."""
-    return managed_host.run("env -i PATH=/usr/bin:/bin HOME=/root SHELL=/bin/sh LOGNAME=root /bin/sh -c %s", command)
+def cron_command(managed_host, job):
+    """The command of the cron line that runs `chronos-pgbackrest ... <job>`, e.g. 'metrics' or 'backup diff'."""
+    for fields in cron_lines(managed_host):
+        if re.search(r" %s( |$)" % re.escape(job), fields[6]):
+            return fields[6]
+    raise AssertionError("no cron line runs '%s' in %s" % (job, CRON_FILE))
+
+
+def run_as_cron(managed_host, job, environment=None, faketime=None):
+    """Run the cron line of a job as cron runs it: /bin/sh -c with an empty environment and PATH=/usr/bin:/bin (plus
+    environment), at the time faketime gives (e.g. '26 hours' from now) when set."""
+    command = cron_command(managed_host, job)
+    if faketime:
+        command = "faketime %s %s" % (shlex.quote(faketime), command)
+    variables = ["PATH=/usr/bin:/bin", "HOME=/root", "SHELL=/bin/sh", "LOGNAME=root"]
+    variables += ["%s=%s" % item for item in sorted((environment or {}).items())]
+    return managed_host.run("env -i %s /bin/sh -c %s" % (" ".join(shlex.quote(variable) for variable in variables),
+                                                          shlex.quote(command)))
 
 
 def guide_commands(sections):

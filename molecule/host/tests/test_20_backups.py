@@ -54,7 +54,7 @@ def test_the_cron_line_run_as_cron_runs_it_makes_a_backup_and_records_it(db):
     diff = next(fields for fields in cron_lines(db) if " backup diff " in fields[6])
     assert diff[5] == "root"
     before = labels()
-    result = run_as_cron(db, diff[6])
+    result = run_as_cron(db, "backup diff")
     assert result.rc == 0, result.stdout + result.stderr
     backups = info()["backups"]
     assert len(backups) == len(before) + 1 and backups[-1]["type"] == "diff"
@@ -93,12 +93,11 @@ def test_two_wrapper_runs_at_once_one_backs_up(db):
 
 
 def test_endpoint_down_fails_naming_the_repository_and_the_metrics_say_so_until_a_backup_by_hand(db):
-    diff = next(fields for fields in cron_lines(db) if " backup diff " in fields[6])
     docker("network", "disconnect", NETWORK, S3_HOST)
     try:
         # pgBackRest gives up after 4 x io-timeout: 20 s instead of the default 4 minutes.
         down = db.run("env PGBACKREST_IO_TIMEOUT=5 %s diff" % WRAPPER)
-        scheduled = run_as_cron(db, "PGBACKREST_IO_TIMEOUT=5 " + diff[6])
+        scheduled = run_as_cron(db, "backup diff", environment={"PGBACKREST_IO_TIMEOUT": "5"})
     finally:
         docker("network", "connect", "--alias", S3_ALIAS, NETWORK, S3_HOST)
     assert down.rc != 0

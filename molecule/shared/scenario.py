@@ -210,8 +210,8 @@ def run_as_cron(managed_host, job, environment=None, faketime=None):
         command = "faketime %s %s" % (shlex.quote(faketime), command)
     variables = ["PATH=/usr/bin:/bin", "HOME=/root", "SHELL=/bin/sh", "LOGNAME=root"]
     variables += ["%s=%s" % item for item in sorted((environment or {}).items())]
-    return managed_host.run("env -i %s /bin/sh -c %s" % (" ".join(shlex.quote(variable) for variable in variables),
-                                                          shlex.quote(command)))
+    quoted = " ".join(shlex.quote(variable) for variable in variables)
+    return managed_host.run("env -i %s /bin/sh -c %s" % (quoted, shlex.quote(command)))
 
 
 def guide_commands(sections):

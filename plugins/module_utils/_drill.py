@@ -322,8 +322,11 @@ class Drill(object):
                     newest_transaction_age_seconds=int(now - int(newest)) if newest else None, amcheck='ok',
                     query_result=[','.join(row) for row in rows][:20], scratch=self.scratch.describe(),
                     kept_running=bool(self.settings.keep),
-                    connect=('psql -h %s -p %d -U %s -d %s' % (target.socket_path, self.settings.port, target.superuser,
-                                                                self.settings.database)) if self.settings.keep else None)
+                    connect=self.connect_command(target) if self.settings.keep else None)
+
+    def connect_command(self, target):
+        return 'psql -h %s -p %d -U %s -d %s' % (target.socket_path, self.settings.port, target.superuser,
+                                                 self.settings.database)
 
     def _configure(self, target, data):
         """Replace the restored server configuration with the scratch one: unix socket only, no archiving."""

@@ -52,8 +52,9 @@ def load_settings(path):
 
 def say(stanza, text, stream=None):
     stamp = datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M:%S UTC')
-    print('%s %s: %s' % (stamp, stanza, text), file=stream or sys.stdout)
-    (stream or sys.stdout).flush()
+    stream = stream or sys.stdout
+    stream.write('%s %s: %s\n' % (stamp, stanza, text))
+    stream.flush()
 
 
 class Job(object):
@@ -163,7 +164,7 @@ class Job(object):
             say(self.stanza, 'pgbackrest verify %s' % ('found no problem' if status == VERIFY_OK else
                                                        'found %d missing or invalid files:' % report['invalid']))
         for line in report['lines']:
-            print(line)
+            sys.stdout.write(line + '\n')
         if self.settings.get('metrics_dir'):
             _metrics.write_single(self.settings['metrics_dir'], self.stanza, 'verify', {
                 'pgbackrest_verify_last_run_timestamp_seconds': ('When pgbackrest verify last ran.', time.time()),

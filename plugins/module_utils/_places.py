@@ -222,8 +222,8 @@ class DirectoryPlace(DataPlace):
         return current
 
     def manual_put_back(self, kept, stop, start):
-        return '%s; mv %s %s%s<UTC time>; mv %s %s; %s' % (stop, self.local, self.local, ROLLED_BACK, kept.local,
-                                                            self.local, start)
+        return '%s; mv %s %s%s<UTC time>; mv %s %s; %s' % (
+            stop, self.local, self.local, ROLLED_BACK, kept.local, self.local, start)
 
 
 class VolumeRootPlace(DataPlace):

@@ -53,7 +53,7 @@ options:
     type: path
   progress:
     description:
-      - Only report how far a backup that runs now got (for example one started with C(async)), in C(progress): from
+      - Only report how far a backup that runs now got (for example one started with C(async)), in C(progress), from
         pgBackRest's own figures - C(info) on 2.48 and later, else the percentages its log file records at detail level
         for backups this module starts.
     type: bool

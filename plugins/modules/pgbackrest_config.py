@@ -11,7 +11,7 @@ module: pgbackrest_config
 short_description: Install pgBackRest's configuration, proven against the repository before it replaces the live one
 version_added: 0.2.0
 description:
-  - Writes I(content) to I(config) on the target, owned by the PostgreSQL operating-system user, mode C(0600):
+  - Writes I(content) to I(config) on the target, owned by the PostgreSQL operating-system user, mode C(0600),
     readable by root and that user only.
   - A changed configuration is first written beside the live one as C(<config>.candidate) and proven - the
     repository answers, its files decrypt, and an existing stanza belongs to the cluster in I(pg_path) - so a wrong

@@ -76,7 +76,7 @@ options:
     default: /var/log/chronos-backup-cron.log
   repository:
     description:
-      - How messages name the repository, for example C(repo1: s3 bucket project-chronos-backups).
+      - "How messages name the repository, for example C(repo1: s3 bucket project-chronos-backups)."
     type: str
     default: the repository
   log:
@@ -156,7 +156,7 @@ PROGRAM_TEXT = '''#!%s
 import sys
 sys.path.insert(0, %r)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._jobs import main
-sys.exit(main())
+raise SystemExit(main())
 '''
 
 
@@ -185,8 +185,8 @@ def cron_text(params, stanza):
     for job, hour in (('verify', 4), ('drill', 5)):
         schedule = params[job] or {}
         if schedule.get('enabled'):
-            lines.append('%d %d * * %d root %s %s %s' % (int(schedule.get('minute', 0)), int(schedule.get('hour', hour)),
-                                                          int(schedule.get('weekday', 6)), program, job, log))
+            when = (int(schedule.get('minute', 0)), int(schedule.get('hour', hour)), int(schedule.get('weekday', 6)))
+            lines.append('%d %d * * %d root %s %s %s' % (when + (program, job, log)))
     return '\n'.join(lines) + '\n'
 
 

@@ -48,7 +48,7 @@ if [ "$1" = 'postgres' ]; then
   setup_env
   create_db_directories
   if [ "$(id -u)" = '0' ]; then
-    exec gosu postgres "$BASH_SOURCE" "$@"
+    exec gosu postgres "${BASH_SOURCE[0]}" "$@"
   fi
   if [ -z "$DATABASE_ALREADY_EXISTS" ]; then
     init_database

@@ -253,8 +253,8 @@ def test_a_recovery_that_stops_short(live, commands, quiet_ports, tmp_path):
         with open(os.path.join(data, 'postmaster.pid'), 'w') as handle:
             handle.write('999999\n')
         return 1, b'', b'pg_ctl: could not start server\n'
-    commands.expect(*lookups() + [ok()] + drilled(data)[:5] + [started_then_crashed, fails(3), ok(log),
-                                                                 ok()])     # pg_ctl stop -m immediate at removal
+    # The last ok(): pg_ctl stop -m immediate at removal.
+    commands.expect(*lookups() + [ok()] + drilled(data)[:5] + [started_then_crashed, fails(3), ok(log), ok()])
     with pytest.raises(ChronosError) as raised:
         Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path)).run()
     assert raised.value.msg == ('Restore drill failed: the scratch cluster did not recover: FATAL:  recovery ended before '

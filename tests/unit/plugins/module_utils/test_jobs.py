@@ -128,8 +128,8 @@ class On(datetime):
         return datetime(2026, 11, 29, 2, 0, tzinfo=tz) + timedelta(days=cls.weekday_wanted)
 
 
-@pytest.mark.parametrize('weekday, full_weekday, backup_type', [(0, 0, 'full'), (1, 0, 'diff'), (6, 6, 'full'),
-                                                                 (0, 6, 'diff')])
+@pytest.mark.parametrize('weekday, full_weekday, backup_type', [
+    (0, 0, 'full'), (1, 0, 'diff'), (6, 6, 'full'), (0, 6, 'diff')])
 def test_the_type_follows_the_full_weekday(settings, commands, monkeypatch, weekday, full_weekday, backup_type):
     assert On(2026, 11, 29).strftime('%w') == '0'
     monkeypatch.setattr(On, 'weekday_wanted', weekday)
@@ -201,7 +201,7 @@ class FakeDrill(object):
 
     def run(self):
         if isinstance(FakeDrill.outcome, BaseException):
-            raise FakeDrill.outcome
+            raise FakeDrill.outcome  # pylint: disable=raising-bad-type
         return FakeDrill.outcome
 
 

@@ -39,8 +39,8 @@ def families(path):
         text = handle.read()
     found = {}
     for family in text_string_to_metric_families(text):
-        found[family.name] = (family.type, dict((frozenset(sample.labels.items()), sample.value)
-                                               for sample in family.samples))
+        samples = dict((frozenset(sample.labels.items()), sample.value) for sample in family.samples)
+        found[family.name] = (family.type, samples)
     return found
 
 

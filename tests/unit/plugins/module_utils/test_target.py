@@ -244,8 +244,8 @@ def test_wait_for_recovery_when_postgresql_stopped(host, commands):
     commands.expect(recovery('t', 'f'))
     alive = iter([True, False])
     with pytest.raises(ChronosError) as raised:
-        host.wait_for_recovery(60, False, lambda: next(alive), lambda: 'FATAL:  recovery ended before configured '
-                                                                      'recovery target was reached')
+        ended = 'FATAL:  recovery ended before configured recovery target was reached'
+        host.wait_for_recovery(60, False, lambda: next(alive), lambda: ended)
     assert raised.value.msg == ('PostgreSQL stopped during recovery on this host: FATAL:  recovery ended before '
                                 'configured recovery target was reached')
     assert raised.value.extra == dict(step='recover')

@@ -117,8 +117,8 @@ def test_without_restart_no_check_that_must_fail(run_module, check):
 
 def test_without_restart_a_reload_is_still_checked(run_module):
     """Only a pending restart holds the check back: a new archive_command is checked after its reload."""
-    run = run_module(pgbackrest_archiving, dict(ARGS, restart=False), [settings(command=('/bin/true', '/bin/true')),
-                                                                      ok(), ok()])
+    answers = [settings(command=('/bin/true', '/bin/true')), ok(), ok()]
+    run = run_module(pgbackrest_archiving, dict(ARGS, restart=False), answers)
     assert run.commands == ['psql', 'psql', 'check']
     assert (run.result['restart_needed'], run.result['checked']) == (False, True)
 

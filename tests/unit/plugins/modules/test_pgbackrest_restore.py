@@ -37,7 +37,6 @@ LAB_MAIN = {'backup_label.old': 'datadir-main.backup_label.old', 'postgresql.aut
             'PG_VERSION': b'15\n'}
 
 
-
 def ids(table):
     return [row[0] for row in table]
 

@@ -109,8 +109,8 @@ def test_library_files_are_the_module_utils_sources():
         with open(os.path.join(REPO, 'plugins', 'module_utils', module + '.py'), 'rb') as handle:
             assert files.pop(os.path.join(package, module + '.py')) == handle.read(), module
     # What is left: an empty __init__.py for each package level, nothing else.
-    assert files == dict((os.path.join(schedule.LIBRARY, *['ansible_collections', 'chronos', 'pgbackrest', 'plugins',
-                                                            'module_utils'][:depth]) + '/__init__.py', b'')
+    levels = ['ansible_collections', 'chronos', 'pgbackrest', 'plugins', 'module_utils']
+    assert files == dict((os.path.join(schedule.LIBRARY, *levels[:depth]) + '/__init__.py', b'')
                          for depth in range(1, 6))
 
 
@@ -151,8 +151,8 @@ def root(tmp_path, monkeypatch):
     def rooted(path):
         return base + path if path.startswith(SYSTEM) else path
     real_write = _target.write_local_file
-    monkeypatch.setattr(schedule, 'write_local_file', lambda path, *args, **kwargs: real_write(rooted(path), *args,
-                                                                                              **kwargs))
+    monkeypatch.setattr(schedule, 'write_local_file',
+                        lambda path, *args, **kwargs: real_write(rooted(path), *args, **kwargs))
     monkeypatch.setattr(schedule, '_makedirs', lambda path: os.makedirs(rooted(path), 0o755, exist_ok=True))
 
     class Path(object):

@@ -83,8 +83,8 @@ REFUSALS = [
     ('pg-version-mismatch', dict(pg_version='16'), [ok(), SERVER],
      'The inventory says PostgreSQL 16 (pgbackrest_pg_version), but this host runs PostgreSQL 15: correct it, or leave '
      'it unset. Nothing was changed.'),
-    ('pgbackrest-missing', dict(), [ok(), SERVER, fails(127, b'runuser: failed to execute pgbackrest: No such file or '
-                                                            b'directory\n')],
+    ('pgbackrest-missing', dict(), [ok(), SERVER,
+                                    fails(127, b'runuser: failed to execute pgbackrest: No such file or directory\n')],
      'pgBackRest does not run on this host (runuser: failed to execute pgbackrest: No such file or directory). Install '
      'pgbackrest. Nothing was changed.'),
 ]

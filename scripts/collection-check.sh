@@ -37,7 +37,7 @@ INSTALLED="$INSTALL/ansible_collections/$NAMESPACE/$NAME"
 # What the tarball may hold: the collection's own directories and files, by path prefix.
 ALLOWED_PATHS=(
   MANIFEST.json FILES.json README.md CHANGELOG.md COPYING
-  changelogs/ docs/ meta/ plugins/ roles/ playbooks/ templates/prometheus/ inventories/example/
+  changelogs/ docs/ meta/ plugins/ roles/ playbooks/ templates/prometheus/ templates/grafana/ inventories/example/
   tests/sanity/
 )
 # What it must hold: the licence, the release notes and the metadata ansible-builder reads.

@@ -21,6 +21,7 @@ description:
     nothing), or always with I(check=always).
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
+  - chronos.pgbackrest.attributes
 options:
   archive_command:
     description:
@@ -51,9 +52,6 @@ attributes:
   check_mode:
     support: full
     description: Reports what would change and whether a restart would follow.
-  diff_mode:
-    support: none
-    description: Nothing to show as a diff.
   idempotent:
     support: full
     description: A run with nothing to change runs no ALTER SYSTEM, no reload, no restart and no check.

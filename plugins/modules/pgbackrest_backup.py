@@ -21,6 +21,7 @@ description:
   - Long backups can run under Ansible C(async).
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
+  - chronos.pgbackrest.attributes
 options:
   type:
     description:
@@ -73,9 +74,6 @@ attributes:
   check_mode:
     support: full
     description: Reads the repository and returns the command that would run in I(executed_commands).
-  diff_mode:
-    support: none
-    description: Nothing to show as a diff.
   idempotent:
     support: partial
     description: Idempotent only with I(max_age); without it every run takes a backup.

@@ -18,17 +18,13 @@ description:
   - Never reports a change.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
+  - chronos.pgbackrest.attributes
+  - chronos.pgbackrest.attributes.idempotent
 attributes:
   check_mode:
     support: full
     description: The check forces a WAL segment switch, so in check mode it is not run; the command is
       returned in I(executed_commands).
-  diff_mode:
-    support: none
-    description: Nothing to show as a diff.
-  idempotent:
-    support: full
-    description: A second run with the same arguments changes nothing.
 author:
   - Chronos platform team (@chronos-platform)
 '''

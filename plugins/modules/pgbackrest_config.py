@@ -22,6 +22,7 @@ description:
   - An unchanged configuration is neither rewritten nor proven again.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
+  - chronos.pgbackrest.attributes
 options:
   content:
     description:

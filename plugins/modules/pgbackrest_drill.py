@@ -23,6 +23,7 @@ description:
     scratch place and leaves it running, to pull data out of it.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
+  - chronos.pgbackrest.attributes
 options:
   pg_path:
     description:
@@ -75,9 +76,6 @@ attributes:
   check_mode:
     support: full
     description: Checks the refusals and returns without restoring.
-  diff_mode:
-    support: none
-    description: Nothing to show as a diff.
   idempotent:
     support: full
     description: Leaves nothing behind (unless I(keep)).

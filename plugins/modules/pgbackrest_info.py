@@ -17,16 +17,8 @@ description:
   - Never changes anything.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
-attributes:
-  check_mode:
-    support: full
-    description: Reading is safe, so the module runs in check mode as it does otherwise.
-  diff_mode:
-    support: none
-    description: Nothing to show as a diff.
-  idempotent:
-    support: full
-    description: A second run with the same arguments changes nothing.
+  - chronos.pgbackrest.attributes
+  - chronos.pgbackrest.attributes.read_only
 author:
   - Chronos platform team (@chronos-platform)
 '''

@@ -33,6 +33,7 @@ description:
     that fails never runs as the container's main process, so no restart policy can make it loop.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
+  - chronos.pgbackrest.attributes
 options:
   type:
     description:
@@ -101,9 +102,6 @@ attributes:
   check_mode:
     support: full
     description: Validates the request, reads the real state and returns the plan with its remaining steps.
-  diff_mode:
-    support: none
-    description: Nothing to show as a diff.
   idempotent:
     support: full
     description: A restore whose result runs untouched is not run again.

@@ -23,6 +23,8 @@ description:
   - Rewrites nothing that is already as wanted.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
+  - chronos.pgbackrest.attributes
+  - chronos.pgbackrest.attributes.idempotent
 options:
   pg_path:
     description:
@@ -100,12 +102,6 @@ attributes:
   check_mode:
     support: full
     description: Reports what it would write.
-  diff_mode:
-    support: none
-    description: Nothing to show as a diff.
-  idempotent:
-    support: full
-    description: A second run with the same arguments changes nothing.
 author:
   - Chronos platform team (@chronos-platform)
 '''

@@ -21,6 +21,8 @@ description:
   - After a change, reads the repository again to confirm it.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
+  - chronos.pgbackrest.attributes
+  - chronos.pgbackrest.attributes.idempotent
 options:
   state:
     description:
@@ -37,12 +39,6 @@ attributes:
   check_mode:
     support: full
     description: Reads the repository and the cluster, and returns the command it would run in I(executed_commands).
-  diff_mode:
-    support: none
-    description: Nothing to show as a diff.
-  idempotent:
-    support: full
-    description: A second run with the same arguments changes nothing.
 author:
   - Chronos platform team (@chronos-platform)
 '''

@@ -21,6 +21,8 @@ description:
     bind-mounted from this host.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
+  - chronos.pgbackrest.attributes
+  - chronos.pgbackrest.attributes.read_only
 options:
   pg_path:
     description:
@@ -41,16 +43,6 @@ options:
     type: str
     required: false
     default: ''
-attributes:
-  check_mode:
-    support: full
-    description: Reading is safe; the module runs in check mode as it does otherwise.
-  diff_mode:
-    support: none
-    description: Nothing to show as a diff.
-  idempotent:
-    support: full
-    description: Changes nothing.
 author:
   - Chronos platform team (@chronos-platform)
 '''

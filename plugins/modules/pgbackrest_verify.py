@@ -18,6 +18,8 @@ description:
   - Never changes anything.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
+  - chronos.pgbackrest.attributes
+  - chronos.pgbackrest.attributes.read_only
 options:
   max_age:
     description:
@@ -43,16 +45,6 @@ options:
       - How messages name the backup log.
     type: str
     default: the backup log
-attributes:
-  check_mode:
-    support: full
-    description: Reading is safe; the module runs in check mode as it does otherwise.
-  diff_mode:
-    support: none
-    description: Nothing to show as a diff.
-  idempotent:
-    support: full
-    description: Changes nothing.
 author:
   - Chronos platform team (@chronos-platform)
 '''

@@ -52,6 +52,13 @@ def insert_batch(db, batch):
     psql(db, "INSERT INTO pitr SELECT %d, g FROM generate_series(1, 100) g" % batch, "chronos_db")
 
 
+def assert_rows(db, committed, result):
+    """Every committed row is there, as (count, checksum); else say what is, and what the restore printed."""
+    found = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
+    assert found == committed, "rows %s, committed %s; batches %s\n%s" % (found, committed, batches(db),
+                                                                          result.stdout[-4000:])
+
+
 def running_normally(db):
     return psql(db, "SELECT pg_is_in_recovery()") == "f"
 
@@ -149,7 +156,7 @@ def test_after_the_rollback_latest_follows_production_and_loses_no_row(db, pitr)
     assert result.returncode == 0, result.stdout[-3000:]
     # Not the abandoned timeline of the point-in-time restore (PostgreSQL's 'latest' would follow it and fail).
     assert "following timeline 1," in result.stdout
-    assert psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db") == committed
+    assert_rows(db, committed, result)
     assert batches(db) == "1,2,3"
 
 
@@ -181,7 +188,7 @@ def test_a_cluster_broken_after_it_moved_on_is_restored_by_latest(db, pitr):
     assert "Steps: stop, move_aside, restore, recover, check." in plan.stdout
     result = restore(type="latest")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db") == committed
+    assert_rows(db, committed, result)
 
 
 @pytest.mark.parametrize("step", ["stop", "move_aside", "restore", "recover"])
@@ -197,7 +204,7 @@ def test_an_interruption_at_each_step_is_finished_by_the_same_command(db, pitr, 
     assert result.returncode == 0, result.stdout[-3000:]
     # Interrupted after recovery, the restore is done: its result runs and nothing was written since.
     assert ("Nothing to do" in result.stdout) is (step == "recover"), result.stdout[-3000:]
-    assert psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db") == committed
+    assert_rows(db, committed, result)
     assert running_normally(db)
     assert len(kept()) == copies + 1, "the data directory the interrupted restore moved aside is kept"
     psql(db, "DELETE FROM pitr WHERE batch = 10", "chronos_db")
@@ -223,7 +230,7 @@ def test_an_interrupted_playbook_whose_restore_finished_on_its_own_reports_nothi
     playbook.wait()
     result = restore(type="latest")
     assert result.returncode == 0, result.stdout[-3000:]
-    assert psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db") == committed
+    assert_rows(db, committed, result)
     assert running_normally(db)
 
 
@@ -333,6 +340,6 @@ def test_a_failed_recovery_keeps_the_old_data_and_the_printed_rollback_puts_it_b
         assert state.split()[0] == "exited", state
     put_back = restore(type="rollback", kept=printed.group(2))
     assert put_back.returncode == 0, put_back.stdout[-3000:]
-    assert psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db") == committed
+    assert_rows(db, committed, put_back)
     assert running_normally(db)
     assert len(kept()) == copies + 1, "the failed restore's data directory is kept too"

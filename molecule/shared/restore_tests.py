@@ -13,7 +13,7 @@ import time
 import pytest
 
 from scenario import (CONTAINER_LAYOUT, CRON_LOG, DB_CONTAINER, PROJECT, STANZA, SUPERUSER,
-                      archive_current_wal, docker_output, inventory, labels, module, now_target,
+                      archive_current_wal, docker_output, inventory, labels, module, now_target, pg_tool,
                       psql, run_as_cron, run_playbook)
 
 FAULT = "CHRONOS_PGBACKREST_FAULT"
@@ -273,11 +273,6 @@ def test_the_restore_drill_restores_checks_and_removes_a_scratch_copy(db, manage
         assert not managed.file("/var/lib/postgresql/pgbackrest-drill").exists
 
 
-def pg_tool(db, name):
-    """A PostgreSQL program in the database container (Debian keeps them off the PATH)."""
-    return db.check_output("ls /usr/lib/postgresql/*/bin/%s | tail -n 1", name)
-
-
 @pytest.fixture(scope="module")
 def old_stanza(db):
     """The guide's old stanza `chronos`, kept in the bucket after the migration to chronos-v2: a second cluster with
@@ -292,7 +287,8 @@ def old_stanza(db):
     db.check_output(as_postgres + "pgbackrest " + options + " stanza-create")
     db.check_output(as_postgres + "psql -XAtq -p 5434 -U %s -d postgres -c %s", SUPERUSER,
                     "CREATE TABLE before_migration AS SELECT g AS id FROM generate_series(1, 42) g")
-    db.check_output(as_postgres + "pgbackrest " + options + " --type=full backup")
+    backup = db.run(as_postgres + "pgbackrest " + options + " --type=full backup")
+    assert backup.rc == 0, backup.stderr + db.run("tail -n 30 %s/log", old).stdout
     db.check_output(as_postgres + "%s -D %s -m fast -w stop", pg_tool(db, "pg_ctl"), old)
     return old
 

@@ -189,7 +189,7 @@ def test_a_container_without_pgbackrest_or_a_mounted_config_is_refused_and_nothi
 def check_no_secret_in_created_containers(watcher):
     """No secret in `docker inspect` of any container the collection created during the scenario (helpers, drills),
     and they were seen, so this check can fail."""
-    created = [name for name in watcher.seen if name != DB_CONTAINER and not name.endswith("-bare")]
+    created = [name for name in watcher.seen if name.startswith(DB_CONTAINER + "-pgbackrest-")]
     assert any(name.endswith("-pgbackrest-helper") for name in created), sorted(watcher.seen)
     assert any(name.endswith("-pgbackrest-drill") for name in created), sorted(watcher.seen)
     for name in created:

@@ -2,7 +2,7 @@
 # make lab-container   the same lab in production's layout: PostgreSQL as the main process of chronos-db
 # make lab-monitoring  the lab plus chronos-monitoring: Prometheus, Alertmanager, a webhook receiver
 # make test   every test: unit, alert rules, sanity, lint, molecule, the built collection
-# make bench  measure backup, restore and playbook speed in the lab (bench/README.md)
+# make bench  measure backup, restore and playbook speed on bookworm and trixie, each in a lab of its own (bench/README.md)
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 ROOT := $(CURDIR)

@@ -1,10 +1,11 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the chronos.pgbackrest collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""The benchmark's arithmetic and its report: medians, ratios, target verdicts, archive lag, markdown.
+"""The benchmark's arithmetic and its report: medians, ratios, target verdicts per release, archive lag, markdown.
 
-Pure functions of the numbers bench.py measured (no clock, no lab), so tests/unit/test_bench_report.py
-checks them with fixed numbers.
+Pure functions of the numbers bench.py measured (no clock, no lab), so tests/unit/bench/test_bench_report.py
+checks them with fixed numbers. A results document holds `params` and `releases`: one document per Debian
+release (bookworm, trixie) with that release's samples, sizes and readings; the report sets them side by side.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -12,44 +13,57 @@ __metaclass__ = type
 
 import statistics
 
-# The targets of issue 7, as limits on figures computed by figures().
-FULL_BACKUP_MAX_RATIO = 0.4      # defaults / stock, full backup time
-RESTORE_MAX_FLOOR_RATIO = 3.0    # defaults restore / copy floor
-MODULE_MAX_OVERHEAD_S = 0.5      # pgbackrest_info task - raw `pgbackrest info`
-SITE_ONE_HOST_MAX_S = 20.0       # no-change site.yml, one host
-SITE_FLEET_MAX_RATIO = 2.0       # eight hosts / one host
-ARCHIVE_MAX_LAG_S = 60.0         # oldest finished-but-unarchived WAL segment, under load
+# The targets, as limits on figures computed by figures(); the issue that set each.
+FULL_BACKUP_MAX_RATIO = 0.4      # defaults / stock, full backup time (issue 7)
+DIFF_MAX_SHARE = 0.20            # differential's repository bytes / the full's, after a 5 % update (issue 15)
+RESTORE_MAX_FLOOR_RATIO = 3.0    # defaults restore / copy floor (issue 7)
+MODULE_MAX_OVERHEAD_S = 0.5      # pgbackrest_info task - raw `pgbackrest info` (issue 7)
+SITE_ONE_HOST_MAX_S = 20.0       # no-change site.yml, one host (issue 7)
+SITE_PING_MAX_RATIO = 6.0        # no-change site.yml / ad-hoc `ansible -m ping` of the same host (issue 15)
+SITE_FLEET_MAX_RATIO = 2.5       # eight hosts / one host (issue 15; issue 7 had asked for 2x)
+ARCHIVE_MAX_LAG_S = 60.0         # oldest finished-but-unarchived WAL segment, under load (issue 7)
+BLOCK_INCREMENTAL_SINCE = '2.46'
 
 # What each sample series is, in report order: (key, phase, contender).
 SERIES = (
     ('full.defaults', 'full backup', 'pgBackRest, collection defaults'),
     ('full.stock', 'full backup', 'pgBackRest, stock settings'),
     ('full.basebackup', 'full backup', 'pg_basebackup -Ft -z'),
-    ('full.unbundled', 'full backup', 'what-if: defaults with repo1-bundle=n'),
-    ('diff.defaults', 'differential backup', 'pgBackRest, collection defaults'),
-    ('diff.stock', 'differential backup', 'pgBackRest, stock settings'),
-    ('diff.unbundled', 'differential backup', 'what-if: defaults with repo1-bundle=n'),
+    ('full.unblocked', 'full backup', 'what-if: defaults with repo1-block=n'),
+    ('diff_range.defaults', 'differential, 5 % of rows in one range', 'pgBackRest, collection defaults'),
+    ('diff_range.stock', 'differential, 5 % of rows in one range', 'pgBackRest, stock settings'),
+    ('diff_range.unblocked', 'differential, 5 % of rows in one range', 'what-if: defaults with repo1-block=n'),
+    ('diff_spread.defaults', 'differential, every 20th row', 'pgBackRest, collection defaults'),
+    ('diff_spread.stock', 'differential, every 20th row', 'pgBackRest, stock settings'),
+    ('diff_spread.unblocked', 'differential, every 20th row', 'what-if: defaults with repo1-block=n'),
     ('restore.defaults', 'restore latest', 'pgBackRest, collection defaults'),
     ('restore.stock', 'restore latest', 'pgBackRest, stock settings'),
-    ('restore.unbundled', 'restore latest', 'what-if: defaults with repo1-bundle=n'),
+    ('restore.unblocked', 'restore latest', 'what-if: defaults with repo1-block=n'),
     ('restore.floor', 'restore latest', 'floor: cp -a + fsync'),
     ('restore.copy', 'restore latest', 'cp -a alone (no fsync)'),
     ('info.module', 'stanza info', 'pgbackrest_info task (in a playbook)'),
     ('info.command', 'stanza info', 'command task running pgbackrest info'),
     ('info.raw', 'stanza info', 'raw pgbackrest info (docker exec)'),
     ('info.adhoc', 'stanza info', 'ansible ad-hoc pgbackrest_info (with start-up)'),
-    ('site.one', 'site.yml, no change', 'one host (inventories/lab)'),
+    ('site.one', 'site.yml, no change', 'one host'),
     ('site.fleet', 'site.yml, no change', 'eight hosts, forks 8'),
+    ('site.ping', 'site.yml, no change', 'ad-hoc ansible -m ping, the same host'),
 )
 # The reference each series is compared with in the "ratio" column.
 REFERENCE = {
-    'full.defaults': 'full.stock', 'full.basebackup': 'full.stock', 'full.unbundled': 'full.stock',
-    'diff.defaults': 'diff.stock', 'diff.unbundled': 'diff.stock',
-    'restore.defaults': 'restore.floor', 'restore.stock': 'restore.floor', 'restore.unbundled': 'restore.floor',
+    'full.defaults': 'full.stock', 'full.basebackup': 'full.stock', 'full.unblocked': 'full.stock',
+    'diff_range.defaults': 'diff_range.stock', 'diff_range.unblocked': 'diff_range.stock',
+    'diff_spread.defaults': 'diff_spread.stock', 'diff_spread.unblocked': 'diff_spread.stock',
+    'restore.defaults': 'restore.floor', 'restore.stock': 'restore.floor', 'restore.unblocked': 'restore.floor',
     'restore.copy': 'restore.floor',
     'info.module': 'info.raw', 'info.command': 'info.raw', 'info.adhoc': 'info.raw',
-    'site.fleet': 'site.one',
+    'site.one': 'site.ping', 'site.fleet': 'site.one',
 }
+SHORT = {'full.stock': 'stock', 'diff_range.stock': 'stock', 'diff_spread.stock': 'stock', 'restore.floor': 'floor',
+         'info.raw': 'raw', 'site.one': 'one host', 'site.ping': 'ping'}
+WORKLOADS = (('range', 'one range of accounts'), ('spread', 'every 20th account'))
+CONTENDER_NAMES = (('defaults', 'collection defaults'), ('stock', 'stock settings'),
+                   ('unblocked', 'what-if: defaults with repo1-block=n'))
 
 
 def median(values):
@@ -65,6 +79,20 @@ def ratio(value, reference):
 
 def medians(samples):
     return dict((key, median(values)) for key, values in samples.items())
+
+
+def stored_bytes(backup):
+    """What one backup added to the repository (`info --output=json`): its files, compressed and encrypted, and
+    with block incremental (pgBackRest 2.46+) the block map stored with them."""
+    repository = (backup.get('info') or {}).get('repository') or {}
+    return repository.get('delta', 0) + (repository.get('delta-map') or 0)
+
+
+def version_at_least(version, minimum):
+    """'2.55.1' >= '2.46' -> True."""
+    def parts(text):
+        return [int(p) for p in text.split('.') if p.isdigit()]
+    return parts(version) >= parts(minimum)
 
 
 def wal_segment_number(name, segment_size=16 * 1024 * 1024):
@@ -103,21 +131,43 @@ def archive_lag(samples, segment_size=16 * 1024 * 1024):
     return result
 
 
-def figures(results):
-    """The figures the targets are about, from the medians (None when not measured)."""
-    m = medians(results.get('samples', {}))
-    sizes = medians(results.get('sizes', {}))
-    lag = results.get('archive_lag') or {}
+def diff_share(doc, workload, contender='defaults'):
+    """The differential's repository bytes as a share of the full's, medians of the same contender."""
+    sizes = medians(doc.get('sizes', {}))
+    return ratio(sizes.get('diff_%s.%s' % (workload, contender)), sizes.get('full.%s' % contender))
+
+
+def archived_growth(doc):
+    """(segments archived, WAL bytes written) on every host during the no-change runs; None when not measured."""
+    archiver = doc.get('archiver')
+    if not archiver:
+        return None, None
+    return (sum(g['archived_after'] - g['archived_before'] for g in archiver.values()),
+            sum(g['wal_bytes'] for g in archiver.values()))
+
+
+def figures(doc):
+    """The figures the targets are about, from one release's medians (None when not measured)."""
+    m = medians(doc.get('samples', {}))
+    sizes = medians(doc.get('sizes', {}))
+    lag = doc.get('archive_lag') or {}
+    archived, wal_bytes = archived_growth(doc)
     return dict(
         full_ratio=ratio(m.get('full.defaults'), m.get('full.stock')),
         full_size_defaults=sizes.get('full.defaults'),
         full_size_stock=sizes.get('full.stock'),
+        diff_share_range=diff_share(doc, 'range'),
+        diff_share_spread=diff_share(doc, 'spread'),
         restore_floor_ratio=ratio(m.get('restore.defaults'), m.get('restore.floor')),
         module_overhead=(m['info.module'] - m['info.raw'])
         if m.get('info.module') is not None and m.get('info.raw') is not None else None,
         site_one=m.get('site.one'),
+        site_ping=m.get('site.ping'),
+        site_ping_ratio=ratio(m.get('site.one'), m.get('site.ping')),
         site_fleet=m.get('site.fleet'),
         site_fleet_ratio=ratio(m.get('site.fleet'), m.get('site.one')),
+        archived=archived,
+        archived_wal_bytes=wal_bytes,
         archive_max_lag=lag.get('max_lag'),
     )
 
@@ -135,37 +185,70 @@ def _verdict(measured, met, limit=None):
     return 'met'
 
 
-def targets(results):
-    """[(target, measured text, verdict)] for the targets of issue 7."""
-    f = figures(results)
-    rows = []
+def _at_most(value, limit):
+    return _verdict(value, value is not None and value <= limit, limit)
+
+
+def _share_text(share, doc):
+    if share is None:
+        return None
+    machine = doc.get('machine') or {}
+    return '%.0f %%%s' % (share * 100, ', block incremental' if machine.get('block_incremental') else
+                          ', no block incremental')
+
+
+# The targets in report order: (key, issue, text).
+TARGETS = (
+    ('full', 7, 'full backup: defaults <= %.1fx the stock time, repository no larger' % FULL_BACKUP_MAX_RATIO),
+    ('diff_range', 15, 'differential after updating 5 %% of the rows, in one range: <= %.0f %% of the full\'s '
+                       'repository size' % (DIFF_MAX_SHARE * 100)),
+    ('diff_spread', 15, 'differential after updating 5 %% of the rows, every 20th: <= %.0f %% of the full\'s '
+                        'repository size' % (DIFF_MAX_SHARE * 100)),
+    ('restore', 7, 'restore: defaults <= %.0fx the copy floor' % RESTORE_MAX_FLOOR_RATIO),
+    ('info', 7, 'pgbackrest_info overhead <= %.1f s' % MODULE_MAX_OVERHEAD_S),
+    ('site_one', 7, 'no-change site.yml, one host <= %.0f s' % SITE_ONE_HOST_MAX_S),
+    ('site_ping', 15, 'no-change site.yml <= %.0fx an ad-hoc ansible -m ping of the same host' % SITE_PING_MAX_RATIO),
+    ('site_fleet', 15, 'no-change site.yml, eight hosts <= %.1fx one host' % SITE_FLEET_MAX_RATIO),
+    ('archived', 15, 'pg_stat_archiver.archived_count unchanged by the no-change runs'),
+    ('lag', 7, 'WAL archive lag under pgbench load < %.0f s' % ARCHIVE_MAX_LAG_S),
+)
+
+
+def targets(doc):
+    """{key: (measured text, verdict)} for one release's targets (TARGETS)."""
+    f = figures(doc)
+    rows = {}
     size_ok = (f['full_size_defaults'] is not None and f['full_size_stock'] is not None
                and f['full_size_defaults'] <= f['full_size_stock'])
-    rows.append(('full backup, defaults <= %.1fx stock time, repository no larger' % FULL_BACKUP_MAX_RATIO,
-                 None if f['full_ratio'] is None else '%.2fx, repository %s vs %s' % (
-                     f['full_ratio'], human_bytes(f['full_size_defaults']), human_bytes(f['full_size_stock'])),
-                 _verdict(f['full_ratio'], f['full_ratio'] is not None
-                          and f['full_ratio'] <= FULL_BACKUP_MAX_RATIO and size_ok, FULL_BACKUP_MAX_RATIO)))
-    rows.append(('restore, defaults <= %.0fx the copy floor' % RESTORE_MAX_FLOOR_RATIO,
-                 None if f['restore_floor_ratio'] is None else '%.2fx' % f['restore_floor_ratio'],
-                 _verdict(f['restore_floor_ratio'], f['restore_floor_ratio'] is not None
-                          and f['restore_floor_ratio'] <= RESTORE_MAX_FLOOR_RATIO, RESTORE_MAX_FLOOR_RATIO)))
-    rows.append(('pgbackrest_info overhead <= %.1f s' % MODULE_MAX_OVERHEAD_S,
-                 None if f['module_overhead'] is None else '%+.2f s' % f['module_overhead'],
-                 _verdict(f['module_overhead'], f['module_overhead'] is not None
-                          and f['module_overhead'] <= MODULE_MAX_OVERHEAD_S, MODULE_MAX_OVERHEAD_S)))
-    rows.append(('no-change site.yml, one host <= %.0f s' % SITE_ONE_HOST_MAX_S,
-                 None if f['site_one'] is None else '%.1f s' % f['site_one'],
-                 _verdict(f['site_one'], f['site_one'] is not None and f['site_one'] <= SITE_ONE_HOST_MAX_S,
-                          SITE_ONE_HOST_MAX_S)))
-    rows.append(('no-change site.yml, eight hosts <= %.0fx one host' % SITE_FLEET_MAX_RATIO,
-                 None if f['site_fleet_ratio'] is None else '%.1f s, %.2fx' % (f['site_fleet'], f['site_fleet_ratio']),
-                 _verdict(f['site_fleet_ratio'], f['site_fleet_ratio'] is not None
-                          and f['site_fleet_ratio'] <= SITE_FLEET_MAX_RATIO, SITE_FLEET_MAX_RATIO)))
-    rows.append(('WAL archive lag under pgbench load < %.0f s' % ARCHIVE_MAX_LAG_S,
-                 None if f['archive_max_lag'] is None else 'max %.1f s' % f['archive_max_lag'],
-                 _verdict(f['archive_max_lag'], f['archive_max_lag'] is not None
-                          and f['archive_max_lag'] < ARCHIVE_MAX_LAG_S, ARCHIVE_MAX_LAG_S)))
+    rows['full'] = (None if f['full_ratio'] is None else '%.2fx, repository %s vs %s' % (
+        f['full_ratio'], human_bytes(f['full_size_defaults']), human_bytes(f['full_size_stock'])),
+        _verdict(f['full_ratio'], f['full_ratio'] is not None and f['full_ratio'] <= FULL_BACKUP_MAX_RATIO
+                 and size_ok, FULL_BACKUP_MAX_RATIO))
+    for workload in ('range', 'spread'):
+        share = f['diff_share_' + workload]
+        rows['diff_' + workload] = (_share_text(share, doc), _at_most(share, DIFF_MAX_SHARE))
+    rows['restore'] = (None if f['restore_floor_ratio'] is None else '%.2fx' % f['restore_floor_ratio'],
+                       _at_most(f['restore_floor_ratio'], RESTORE_MAX_FLOOR_RATIO))
+    rows['info'] = (None if f['module_overhead'] is None else '%+.2f s' % f['module_overhead'],
+                    _at_most(f['module_overhead'], MODULE_MAX_OVERHEAD_S))
+    rows['site_one'] = (None if f['site_one'] is None else seconds_text(f['site_one']),
+                        _at_most(f['site_one'], SITE_ONE_HOST_MAX_S))
+    rows['site_ping'] = (None if f['site_ping_ratio'] is None else '%.1fx (%s vs %s)' % (
+        f['site_ping_ratio'], seconds_text(f['site_one']), seconds_text(f['site_ping'])),
+        _at_most(f['site_ping_ratio'], SITE_PING_MAX_RATIO))
+    rows['site_fleet'] = (None if f['site_fleet_ratio'] is None else '%.2fx (%s)' % (
+        f['site_fleet_ratio'], seconds_text(f['site_fleet'])), _at_most(f['site_fleet_ratio'], SITE_FLEET_MAX_RATIO))
+    archiver = doc.get('archiver') or {}
+    one = archiver.get('one')
+    rows['archived'] = (None if f['archived'] is None else '%d -> %d on one host%s; %s of WAL written' % (
+        one['archived_before'], one['archived_after'],
+        '' if 'fleet' not in archiver else ', +%d on %d hosts' % (
+            archiver['fleet']['archived_after'] - archiver['fleet']['archived_before'], archiver['fleet']['hosts']),
+        human_bytes(f['archived_wal_bytes'])),
+        _verdict(f['archived'], f['archived'] == 0))
+    rows['lag'] = (None if f['archive_max_lag'] is None else 'max %.1f s' % f['archive_max_lag'],
+                   _verdict(f['archive_max_lag'], f['archive_max_lag'] is not None
+                            and f['archive_max_lag'] < ARCHIVE_MAX_LAG_S, ARCHIVE_MAX_LAG_S))
     return rows
 
 
@@ -185,136 +268,336 @@ def seconds_text(value):
     return '%.2f s' % value if value < 10 else '%.1f s' % value
 
 
-def measurement_rows(results):
-    """[(phase, contender, median text, runs, ratio text, size text, CPU busy text)] in report order."""
-    samples = results.get('samples', {})
-    sizes = results.get('sizes', {})
-    busy = results.get('cpu_busy', {})
+def minutes_text(seconds):
+    return '-' if seconds is None else '%d min %02d s' % divmod(int(round(seconds)), 60)
+
+
+def releases(results):
+    """[(release, its document)] in the order they ran."""
+    documents = results.get('releases') or {}
+    order = (results.get('params') or {}).get('releases') or sorted(documents)
+    return [(release, documents[release]) for release in order if release in documents]
+
+
+def measurement_cells(doc, key):
+    """(median, ratio, size, S3 requests) texts of one series on one release; None when not measured there."""
+    samples = doc.get('samples', {})
+    if not samples.get(key):
+        return None
     m = medians(samples)
-    rows = []
-    for key, phase, contender in SERIES:
-        if not samples.get(key):
-            continue
-        reference = REFERENCE.get(key)
-        r = ratio(m[key], m.get(reference)) if reference else None
-        ratio_text = '%.2fx %s' % (r, _short(reference)) if r is not None else ''
-        rows.append((phase, contender, seconds_text(m[key]), len(samples[key]), ratio_text,
-                     human_bytes(median(sizes[key])) if sizes.get(key) else '',
-                     '%.0f %%' % (median(busy[key]) * 100) if busy.get(key) else ''))
-    return rows
+    sizes = doc.get('sizes', {})
+    requests = doc.get('requests', {})
+    reference = REFERENCE.get(key)
+    r = ratio(m[key], m.get(reference)) if reference else None
+    return (seconds_text(m[key]), '%.2fx %s' % (r, SHORT.get(reference, reference)) if r is not None else '',
+            human_bytes(median(sizes[key])) if sizes.get(key) else '',
+            '%d' % median(requests[key]) if requests.get(key) else '')
 
 
-def _short(key):
-    return {'full.stock': 'stock', 'diff.stock': 'stock', 'restore.floor': 'floor', 'info.raw': 'raw',
-            'site.one': 'one host'}.get(key, key)
+def _cell(verdict, measured):
+    shown = '**MISSED**' if verdict == 'MISSED' else verdict
+    return shown if measured is None else '%s: %s' % (measured, shown)
 
 
-def markdown(results, explanations=None):
-    """The results page: machine, dataset, measurements, archive lag, targets and what missed ones need."""
-    machine = results.get('machine', {})
+def _version_row(docs, name, key):
+    return '| %s | %s |' % (name, ' | '.join(str((doc.get('machine') or {}).get(key, '?')) for _r, doc in docs))
+
+
+def markdown(results):
+    """The results page: machine, releases, targets per release, measurements, differentials, archiver, lag."""
     params = results.get('params', {})
+    docs = releases(results)
+    machine = next((doc['machine'] for _r, doc in docs if doc.get('machine')), {})
+    names = [release for release, _doc in docs]
     lines = ['# Benchmark results', '',
-             'Run %s: `make bench BENCH_ARGS="%s"`. Machine: %s cores, %.1f GiB memory, %s; '
-             'PostgreSQL %s, pgBackRest %s. Dataset: pgbench scale %s, database %s. '
+             'Run %s: `make bench BENCH_ARGS="%s"`, %s, one after the other, each in a bench lab of its own; the '
+             'whole run took %s (%s). Machine: %s cores, %.1f GiB memory, %s. Dataset: pgbench scale %s (%s). '
              'Each contender ran %s times, alternating; medians shown (method: bench/README.md).' % (
-                 params.get('started', '?'), params.get('args', ''), machine.get('cores', '?'),
-                 machine.get('memory_gib', 0.0), machine.get('os', '?'), machine.get('postgresql', '?'),
-                 machine.get('pgbackrest', '?'), params.get('scale', '?'),
-                 human_bytes(params.get('database_bytes')), params.get('repeat', '?')),
-             '']
-    settings = results.get('settings') or {}
-    for name in ('defaults', 'stock'):
-        if settings.get(name):
-            lines.append('- %s: `%s`' % ('collection defaults' if name == 'defaults' else 'stock settings',
-                                         settings[name]))
-    if settings:
-        lines.append('')
-    lines += ['| phase | contender | median | runs | ratio | repository / output size | machine CPU busy |',
-              '| --- | --- | ---: | ---: | --- | ---: | ---: |']
-    for row in measurement_rows(results):
-        lines.append('| %s | %s | %s | %d | %s | %s | %s |' % row)
-    lag = results.get('archive_lag')
-    if lag:
-        lines += ['', 'WAL archive lag under `pgbench -c %s -T %s` (%s tps, %s of WAL, %s segments), sampled every '
-                  '%.1f s: max %.1f s, median %.1f s, at most %d finished segment(s) waiting; %d archive failure(s). '
-                  'A lag of 0 means every finished segment was archived by the next sample.' % (
-                      lag.get('clients'), lag.get('duration'), '%.0f' % lag['tps'] if lag.get('tps') else '?',
-                      human_bytes(lag.get('wal_bytes')), lag.get('segments'), lag.get('interval') or 0.0,
-                      lag.get('max_lag', 0.0), lag.get('median_lag', 0.0), lag.get('max_waiting', 0),
-                      lag.get('failed', 0))]
-    lines += ['', '## Targets', '', '| target | measured | verdict |', '| --- | --- | --- |']
-    for target, measured, verdict in targets(results):
-        lines.append('| %s | %s | %s |' % (target, measured or '-', '**%s**' % verdict if verdict == 'MISSED'
-                                           else verdict))
-    if explanations:
+                 params.get('started', '?'), params.get('args', ''), ' and '.join(names),
+                 minutes_text(params.get('seconds')),
+                 ', '.join('%s %s' % (release, minutes_text(doc.get('seconds'))) for release, doc in docs),
+                 machine.get('cores', '?'), machine.get('memory_gib', 0.0), machine.get('os', '?'),
+                 params.get('scale', '?'),
+                 ' / '.join(human_bytes((doc.get('params') or {}).get('database_bytes')) for _r, doc in docs),
+                 params.get('repeat', '?')),
+             '', '| | %s |' % ' | '.join(names), '| --- |%s' % (' --- |' * len(docs)),
+             _version_row(docs, 'PostgreSQL', 'postgresql'), _version_row(docs, 'pgBackRest', 'pgbackrest')]
+    lines.append('| block incremental in the collection defaults | %s |' % ' | '.join(
+        ('yes (repo1-block=y)' if (doc.get('machine') or {}).get('block_incremental') else
+         'no (needs pgBackRest %s)' % BLOCK_INCREMENTAL_SINCE) for _r, doc in docs))
+    for name, label in (('defaults', 'collection defaults'), ('stock', 'stock settings')):
+        settings = ['`%s`' % (doc.get('settings') or {}).get(name, '-') for _r, doc in docs]
+        lines.append('| %s | %s |' % (label, ' | '.join(settings)))
+    failures = [(release, name, error_summary(error)) for release, doc in docs
+                for name, error in sorted((doc.get('errors') or {}).items())]
+    if failures:
+        lines += ['']
+        lines += ['- **%s, the %s measurements failed**: %s (the whole message: results.json)' % failure
+                  for failure in failures]
+
+    lines += ['', '## Targets', '', '| target | issue | %s |' % ' | '.join(names),
+              '| --- | ---: |%s' % (' --- |' * len(docs))]
+    verdicts = [targets(doc) for _r, doc in docs]
+    for key, issue, text in TARGETS:
+        lines.append('| %s | %d | %s |' % (text, issue, ' | '.join(_cell(v[key][1], v[key][0]) for v in verdicts)))
+
+    texts = [(release, text) for release, doc in docs for text in explanations(doc)]
+    if texts:
         lines += ['', '## Missed targets: why, and what would close them', '']
-        lines += ['- %s' % text for text in explanations]
-    notes = observations(results) + (results.get('notes') or [])
+        lines += ['- %s: %s' % (release, text) for release, text in texts]
+
+    lines += ['', '## Differential backups: repository size as a share of the full backup\'s', '',
+              'The differential\'s repository bytes (`info`: `repository.delta`, plus `delta-map` with block '
+              'incremental) over the full backup\'s, each contender against its own full backup. The updates ran in '
+              'this order, so the second differential also holds the first update\'s pages.', '']
+    for workload, label in WORKLOADS:
+        updates = ['%s: %s' % (release, update_text((doc.get('updates') or {}).get(workload)))
+                   for release, doc in docs if (doc.get('updates') or {}).get(workload)]
+        if updates:
+            lines.append('- %s: %s.' % (label, '; '.join(updates)))
+    lines += ['', '| update | contender | %s |' % ' | '.join(names), '| --- | --- |%s' % (' ---: |' * len(docs))]
+    for workload, label in WORKLOADS:
+        for contender, contender_label in CONTENDER_NAMES:
+            shares = [diff_share(doc, workload, contender) for _r, doc in docs]
+            if any(share is not None for share in shares):
+                lines.append('| %s | %s | %s |' % (label, contender_label, ' | '.join(
+                    '-' if share is None else '%.0f %%' % (share * 100) for share in shares)))
+
+    lines += ['', '## Measurements', '',
+              'Size: what the backup added to the repository, pg_basebackup\'s tar files, or what a restore wrote. '
+              'Requests: those the S3 endpoint served for the backup or restore.', '',
+              '| phase | contender | %s |' % ' | '.join('%s median | ratio | size | requests' % r for r in names),
+              '| --- | --- |%s' % (' ---: | --- | ---: | ---: |' * len(docs))]
+    for key, phase, contender in SERIES:
+        cells = [measurement_cells(doc, key) for _r, doc in docs]
+        if any(cells):
+            lines.append('| %s | %s | %s |' % (phase, contender, ' | '.join(
+                ' | '.join(cell or ('-', '', '', '')) for cell in cells)))
+
+    for release, doc in docs:
+        archiver = doc.get('archiver')
+        if archiver:
+            lines += ['', '%s, pg_stat_archiver during the no-change runs (%d of site.yml on one host, %d on %d '
+                      'hosts, after the WAL of every host had come to rest): %s.' % (
+                          release, archiver['one']['runs'], archiver.get('fleet', {}).get('runs', 0),
+                          archiver.get('fleet', {}).get('hosts', 0), '; '.join(
+                              '%s: archived_count %d -> %d, %s of WAL written' % (
+                                  group, figures_['archived_before'], figures_['archived_after'],
+                                  human_bytes(figures_['wal_bytes']))
+                              for group, figures_ in sorted(archiver.items(), key=lambda item: item[0] != 'one')))]
+        lag = doc.get('archive_lag')
+        if lag:
+            lines += ['', '%s, WAL archive lag under `pgbench -c %s -T %s` (%s tps, %s of WAL, %s segments), sampled '
+                      'every %.1f s: max %.1f s, median %.1f s, at most %d finished segment(s) waiting; %d archive '
+                      'failure(s). A lag of 0 means every finished segment was archived by the next sample.' % (
+                          release, lag.get('clients'), lag.get('duration'),
+                          '%.0f' % lag['tps'] if lag.get('tps') else '?', human_bytes(lag.get('wal_bytes')),
+                          lag.get('segments'), lag.get('interval') or 0.0, lag.get('max_lag', 0.0),
+                          lag.get('median_lag', 0.0), lag.get('max_waiting', 0), lag.get('failed', 0))]
+    notes = [(release, note) for release, doc in docs for note in observations(doc) + (doc.get('notes') or [])]
     if notes:
-        lines += ['', '## Notes from this run', ''] + ['- %s' % note for note in notes]
+        lines += ['', '## Notes from this run', ''] + ['- %s: %s' % note for note in notes]
     return '\n'.join(lines) + '\n'
 
 
+def error_summary(error, limit=400):
+    """The line of a failure that says what went wrong: Ansible's [ERROR] line when there is one, else the first."""
+    lines = [line.strip() for line in error.splitlines() if line.strip()]
+    found = [line for line in lines if line.startswith('[ERROR]:')]
+    text = found[0][len('[ERROR]:'):].strip() if found else (lines[0] if lines else '')
+    return text if len(text) <= limit else text[:limit - 3] + '...'
+
+
+def update_text(update):
+    return '%d rows (%.0f %% of them) on %.0f %% of pgbench_accounts\' pages' % (
+        update['rows'], 100.0 * update['rows'] / update['table_rows'],
+        100.0 * update['pages'] / update['table_pages'])
+
+
 def summary(results):
-    """A few lines for the terminal."""
-    lines = ['%-20s %-46s %9s  %s' % (phase, contender, median_text, ratio_text)
-             for phase, contender, median_text, _runs, ratio_text, _size, _busy in measurement_rows(results)]
-    lines.append('')
-    for target, measured, verdict in targets(results):
-        lines.append('%s: %s -> %s' % (target, measured or '-', verdict))
+    """A few lines for the terminal: each target's verdict per release."""
+    docs = releases(results)
+    verdicts = [targets(doc) for _r, doc in docs]
+    lines = ['%-78s %s' % ('target', '   '.join('%-34s' % release for release, _doc in docs))]
+    for key, _issue, text in TARGETS:
+        lines.append('%-78s %s' % (text[:78], '   '.join('%-34s' % _cell(v[key][1], v[key][0])[:34]
+                                                         for v in verdicts)))
+    for release, doc in docs:
+        for name, error in sorted((doc.get('errors') or {}).items()):
+            lines.append('%s, the %s measurements failed: %s' % (release, name, error_summary(error)))
     return '\n'.join(lines)
 
 
-def explanations(results):
-    """Why each missed target was missed and what would close it, from this run's own figures."""
-    f = figures(results)
-    m = medians(results.get('samples', {}))
-    files = results.get('files') or {}
-    busy = medians(results.get('cpu_busy', {}))
-    cores = (results.get('machine') or {}).get('cores', '?')
+def readme_section(results):
+    """The body of README.md's "## Benchmark" section: what `make bench` does, the targets per release, and why
+    the missed ones were missed."""
+    params = results.get('params', {})
+    docs = releases(results)
+    machine = next((doc['machine'] for _r, doc in docs if doc.get('machine')), {})
+    names = [release for release, _doc in docs]
+    lines = ['`make bench` measures, on %s, each in a lab of its own brought up for the run: full and differential '
+             'backups with the collection\'s settings against pgBackRest\'s stock settings and `pg_basebackup`, the '
+             'differential\'s repository size after updating 5 %% of the rows, restores against a `cp -a` floor, '
+             '`pgbackrest_info` against the raw command, a no-change `site.yml` against an ad-hoc `ansible -m ping` '
+             'of the same host and on eight hosts against one, `pg_stat_archiver` across those no-change runs, and '
+             'WAL archive lag under pgbench load. Each contender runs %s times, alternating; medians, a chart and '
+             'every sample go to `bench/results/` (method and options: [bench/README.md](bench/README.md); '
+             '`make bench BENCH_ARGS="--size 100MB --repeat 1"` for a quick look). No test depends on these timings. '
+             'Latest run, %s (%s cores, %.1f GiB, pgbench scale %s; the whole run took %s):' % (
+                 ' and '.join('%s (PostgreSQL %s, pgBackRest %s)' % (
+                     release, (doc.get('machine') or {}).get('postgresql', '?'),
+                     (doc.get('machine') or {}).get('pgbackrest', '?')) for release, doc in docs),
+                 params.get('repeat', '?'), params.get('started', '?'), machine.get('cores', '?'),
+                 machine.get('memory_gib', 0.0), params.get('scale', '?'), minutes_text(params.get('seconds'))),
+             '', '| target | %s |' % ' | '.join(names), '| --- |%s' % (' --- |' * len(docs))]
+    verdicts = [targets(doc) for _r, doc in docs]
+    for key, issue, text in TARGETS:
+        cells = [_cell(v[key][1], v[key][0]) for v in verdicts]
+        lines.append('| %s (issue %d) | %s |' % (text, issue, ' | '.join(cells)))
+    reasons = [(release, reason) for release, doc in docs for reason in short_reasons(doc)]
+    if reasons:
+        lines += ['', 'Missed: %s' % ' '.join('%s (%s).' % (reason, release) for release, reason in reasons)]
+    failures = ['the %s measurements failed on %s: %s' % (name, release, error_summary(error, 200))
+                for release, doc in docs for name, error in sorted((doc.get('errors') or {}).items())]
+    if failures:
+        lines += ['', 'Not measured: %s.' % '; '.join(failures)]
+    lines += ['', '[bench/results/results.md](bench/results/results.md) has every measurement, the reasons in full and '
+              'what would close each missed target; [results.png](bench/results/results.png) the chart.']
+    return '\n'.join(lines) + '\n'
+
+
+def short_reasons(doc):
+    """One sentence per missed target of one release, for README.md."""
+    f = figures(doc)
+    verdicts = targets(doc)
+    machine = doc.get('machine') or {}
+    cores = machine.get('cores', '?')
     texts = []
-    if f['full_ratio'] is not None and not (f['full_ratio'] <= FULL_BACKUP_MAX_RATIO
-                                            and (f['full_size_defaults'] or 0) <= (f['full_size_stock'] or 0)):
+    if verdicts['full'][1] == 'MISSED':
+        texts.append('the full backup with the defaults took %.2fx the stock time' % f['full_ratio'])
+    for workload in ('range', 'spread'):
+        if verdicts['diff_' + workload][1] != 'MISSED':
+            continue
+        update = (doc.get('updates') or {}).get(workload)
+        pages = '' if not update else ', the update having touched %.0f %% of the table\'s pages' % (
+            100.0 * update['pages'] / update['table_pages'])
+        if not machine.get('block_incremental'):
+            texts.append('the differential after the %s update stored %.0f %% of the full: pgBackRest %s has no block '
+                         'incremental (%s+), so each changed file is copied whole%s' % (
+                             workload, f['diff_share_' + workload] * 100, machine.get('pgbackrest', '?'),
+                             BLOCK_INCREMENTAL_SINCE, pages))
+        else:
+            texts.append('the differential after the %s update stored %.0f %% of the full even with block '
+                         'incremental%s: blocks that hold a changed row are stored whole' % (
+                             workload, f['diff_share_' + workload] * 100, pages))
+    if verdicts['restore'][1] == 'MISSED':
+        texts.append('the restore took %.2fx the copy floor' % f['restore_floor_ratio'])
+    if verdicts['info'][1] == 'MISSED':
+        texts.append('pgbackrest_info cost %+.2f s over the raw command, mostly Ansible\'s own per-task cost'
+                     % f['module_overhead'])
+    if verdicts['site_one'][1] == 'MISSED':
+        texts.append('the no-change site.yml took %s' % seconds_text(f['site_one']))
+    if verdicts['site_ping'][1] == 'MISSED':
+        texts.append('the no-change site.yml took %.1fx the ping: %d tasks each pay a module start in the '
+                     'container, the ping one' % (f['site_ping_ratio'], doc.get('site_tasks') or 0))
+    if verdicts['site_fleet'][1] == 'MISSED':
+        texts.append('eight hosts took %.2fx one host because the controller, the eight host containers and the S3 '
+                     'endpoint share this machine\'s %s cores' % (f['site_fleet_ratio'], cores))
+    if verdicts['archived'][1] == 'MISSED':
+        texts.append('the no-change runs archived %d WAL segment(s) and wrote %s of WAL' % (
+            f['archived'], human_bytes(f['archived_wal_bytes'])))
+    if verdicts['lag'][1] == 'MISSED':
+        texts.append('WAL archiving lagged up to %.1f s' % f['archive_max_lag'])
+    return [text[0].upper() + text[1:] for text in texts]
+
+
+def explanations(doc):
+    """Why each missed target of one release was missed and what would close it, from that release's figures."""
+    f = figures(doc)
+    m = medians(doc.get('samples', {}))
+    busy = medians(doc.get('cpu_busy', {}))
+    machine = doc.get('machine') or {}
+    cores = machine.get('cores', '?')
+    verdicts = targets(doc)
+    texts = []
+    if verdicts['full'][1] == 'MISSED':
         text = ('Full backup (%.2fx stock): the defaults bundle small files into few repository objects and '
                 'compress with zst, with process-max %s on this machine; what is left is reading, compressing and '
-                'encrypting the data on the cores the database shares. ' % (f['full_ratio'], results.get('process_max', '1')))
-        count = median([n for n in [files.get('full.defaults')] if n])
-        if m.get('full.unbundled') is not None and count:
-            per_object = (m['full.unbundled'] - (m.get('full.defaults') or 0)) / count
-            text += ('Without bundling (one object per file, %d files) they take %s (%.2fx stock), about %.0f ms per '
-                     'object. ' % (count, seconds_text(m['full.unbundled']), ratio(m['full.unbundled'], m['full.stock']),
-                                   per_object * 1000))
+                'encrypting the data on the cores the database shares. ' % (
+                    f['full_ratio'], doc.get('process_max', '1')))
         text += ('What would close it: more backup processes (pgbackrest_process_max) on a host with cores to spare, '
                  'or a faster compression level.')
         if (f['full_size_defaults'] or 0) > (f['full_size_stock'] or 0):
             text += ' The repository is also larger with the defaults (%s vs %s).' % (
                 human_bytes(f['full_size_defaults']), human_bytes(f['full_size_stock']))
         texts.append(text)
-    if f['restore_floor_ratio'] is not None and f['restore_floor_ratio'] > RESTORE_MAX_FLOOR_RATIO:
+    for workload, label in WORKLOADS:
+        if verdicts['diff_' + workload][1] != 'MISSED':
+            continue
+        update = (doc.get('updates') or {}).get(workload)
+        share = f['diff_share_' + workload]
+        touched = ('the update changed %s' % update_text(update)) if update else 'the update'
+        if not machine.get('block_incremental'):
+            texts.append('Differential after updating %s (%.0f %% of the full): pgBackRest %s has no block incremental '
+                         '(repo1-block, %s and later, with bundling), so a differential copies every changed file '
+                         'whole; %s, and every file of the table and its index that holds one of those pages is '
+                         'stored whole. What would close it: pgBackRest %s or later, where the collection turns block '
+                         'incremental on by itself.' % (
+                             label, share * 100, machine.get('pgbackrest', '?'), BLOCK_INCREMENTAL_SINCE, touched,
+                             BLOCK_INCREMENTAL_SINCE))
+        else:
+            stock = diff_share(doc, workload, 'stock')
+            texts.append('Differential after updating %s (%.0f %% of the full, with block incremental%s): %s. Block '
+                         'incremental stores the blocks that changed, and a block that holds one changed row has '
+                         'changed; no file- or block-level backup can store less than the changed pages. What would '
+                         'close it: nothing in the backup settings; changes that cluster, as in the range update, '
+                         'are what block incremental saves.' % (
+                             label, share * 100, '' if stock is None else '; %.0f %% without it (stock)' % (stock * 100),
+                             touched))
+    if verdicts['restore'][1] == 'MISSED':
         text = ('Restore (%.2fx the floor): the floor copies files already in the page cache on the same disk; the '
                 'restore fetches the backup from the S3 endpoint (process-max %s), then '
-                'decrypts and decompresses it. ' % (f['restore_floor_ratio'], results.get('process_max', '1')))
-        if m.get('restore.unbundled') is not None:
-            text += 'Without bundling it takes %s (%.2fx the floor). ' % (
-                seconds_text(m['restore.unbundled']), ratio(m['restore.unbundled'], m['restore.floor']))
-        text += ('What would close it: more parallel fetches for the restore itself (`--process-max` on the restore '
-                 'command line: during an incident the database is down and every core is free for it).')
+                'decrypts and decompresses it. ' % (f['restore_floor_ratio'], doc.get('process_max', '1')))
+        requests = medians(doc.get('requests', {}))
+        if m.get('restore.unblocked') is not None:
+            with_block, without = requests.get('restore.defaults'), requests.get('restore.unblocked')
+            text += 'Without block incremental the same settings restore in %s (%.2fx the floor)' % (
+                seconds_text(m['restore.unblocked']), ratio(m['restore.unblocked'], m['restore.floor']))
+            if with_block is not None and without is not None:
+                text += ', with %d S3 requests against %d' % (without, with_block)
+                if with_block > 10 * max(1, without):
+                    text += (': with repo1-block=y this pgBackRest fetched the backup\'s files one request each '
+                             'rather than its bundles whole, and every request to the S3 endpoint has a cost')
+            text += '. '
+            text += ('What would close it: more parallel fetches for the restore itself (`--process-max` on the '
+                     'restore command line: during an incident the database is down and every core is free for it), '
+                     'or block incremental off (pgbackrest_repo_block: false) where restore time matters more than '
+                     'the differentials\' size.')
+        else:
+            text += ('What would close it: more parallel fetches for the restore itself (`--process-max` on the '
+                     'restore command line: during an incident the database is down and every core is free for it).')
         texts.append(text)
-    if f['module_overhead'] is not None and f['module_overhead'] > MODULE_MAX_OVERHEAD_S:
+    if verdicts['info'][1] == 'MISSED':
         own = (m['info.module'] - m['info.command']) if m.get('info.command') is not None else None
         texts.append('pgbackrest_info overhead (%+.2f s): Ansible\'s own cost per task (a command task running the '
                      'same pgbackrest info) is %s of it%s. What would close it: fewer round trips per task '
                      '(pipelining is on already); the module itself adds only what is left.' % (
                          f['module_overhead'], seconds_text((m.get('info.command') or 0) - m['info.raw']),
                          '' if own is None else ', the module\'s own code %+.2f s' % own))
-    slowest = results.get('site_slowest') or []
+    slowest = doc.get('site_slowest') or []
     slow_text = ', '.join('%s (%s)' % (name, seconds_text(seconds)) for name, seconds in slowest[:3])
-    if f['site_one'] is not None and f['site_one'] > SITE_ONE_HOST_MAX_S:
+    if verdicts['site_one'][1] == 'MISSED':
         texts.append('No-change site.yml on one host (%s): %d tasks ran, each paying a connection and a Python '
                      'start in the container; the slowest: %s. What would close it: fewer tasks that only read '
-                     'state (one module reading all of it), and fact gathering limited to what the roles use.' % (
-                         seconds_text(f['site_one']), results.get('site_tasks') or 0, slow_text or '-'))
-    if f['site_fleet_ratio'] is not None and f['site_fleet_ratio'] > SITE_FLEET_MAX_RATIO:
+                     'state (one module reading all of it).' % (
+                         seconds_text(f['site_one']), doc.get('site_tasks') or 0, slow_text or '-'))
+    if verdicts['site_ping'][1] == 'MISSED':
+        texts.append('No-change site.yml against ping (%.1fx, %s vs %s): the ping is one module on one host, with '
+                     'Ansible\'s start-up; site.yml ran %d tasks (%d skipped), each a module start in the container; '
+                     'the slowest: %s. What would close it: fewer tasks per run, each doing more.' % (
+                         f['site_ping_ratio'], seconds_text(f['site_one']), seconds_text(f['site_ping']),
+                         doc.get('site_tasks') or 0, doc.get('site_skipped') or 0, slow_text or '-'))
+    if verdicts['site_fleet'][1] == 'MISSED':
         text = ('site.yml on eight hosts (%.2fx one host): with forks 8 every task runs on eight hosts at once, but '
                 'the controller, the eight managed hosts (containers) and the S3 endpoint share this machine\'s %s '
                 'cores. ' % (f['site_fleet_ratio'], cores))
@@ -326,23 +609,25 @@ def explanations(results):
         text += ('What would close it: managed hosts on machines of their own, as in production, and a controller '
                  'with a core per fork; fewer tasks per host would cut both runs.')
         texts.append(text)
-    if f['archive_max_lag'] is not None and f['archive_max_lag'] >= ARCHIVE_MAX_LAG_S:
+    if verdicts['archived'][1] == 'MISSED':
+        texts.append('pg_stat_archiver (%d segment(s) archived, %s of WAL written during the no-change runs): a run '
+                     'that changes nothing still made PostgreSQL write WAL, and archive_timeout then closes and '
+                     'archives the segment. What would close it: find the task that writes (a pgbackrest check, a '
+                     'CHECKPOINT or an ALTER SYSTEM run although nothing changed) and run it only after a change.' % (
+                         f['archived'], human_bytes(f['archived_wal_bytes'])))
+    if verdicts['lag'][1] == 'MISSED':
         texts.append('WAL archive lag (max %.1f s): archiving fell behind the WAL the load wrote. What would close '
                      'it: more archive-push processes (pgbackrest_archive_process_max) or a faster repository.'
                      % f['archive_max_lag'])
     return texts
 
 
-def observations(results):
+def observations(doc):
     """Findings without a target that the figures show (listed with the run's notes)."""
-    sizes = medians(results.get('sizes', {}))
     texts = []
-    full, diff = sizes.get('full.defaults'), sizes.get('diff.defaults')
-    if full and diff and diff > full / 2:
-        texts.append('The differential backup stored %s, %.0f %% of the full backup: pgBackRest copies every changed '
-                     'file whole, and changing %s rows spread over pgbench_accounts changes every 1 GB segment file '
-                     'of the table. Block incremental (repo1-block, which needs repo1-bundle; beta in pgBackRest '
-                     '2.45) would copy only the changed blocks; not measured here.' % (
-                         human_bytes(diff), 100.0 * diff / full,
-                         (results.get('params') or {}).get('changed_rows', 'the')))
+    m = medians(doc.get('samples', {}))
+    if m.get('site.one') is not None and doc.get('site_tasks') is not None:
+        texts.append('the no-change site.yml on one host ran %d tasks (%d skipped); the slowest: %s' % (
+            doc['site_tasks'], doc.get('site_skipped') or 0, ', '.join(
+                '%s (%s)' % (name, seconds_text(seconds)) for name, seconds in (doc.get('site_slowest') or [])[:3])))
     return texts

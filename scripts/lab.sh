@@ -10,7 +10,8 @@
 #                PGDATA below it.
 #   container-trixie  the container layout on Debian 13 (PostgreSQL 17, pgBackRest 2.55.1).
 # Usage: scripts/lab.sh up [host|container|container18|container-trixie] | down | status
-# CHRONOS_LAB_DB, CHRONOS_LAB_S3 and CHRONOS_LAB_NETWORK rename the containers and the network (molecule).
+# CHRONOS_LAB_DB, CHRONOS_LAB_S3 and CHRONOS_LAB_NETWORK rename the containers and the network (molecule, the bench).
+# CHRONOS_LAB_RELEASE (bookworm, the default, or trixie) is the Debian release of the host layout's chronos-db.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -18,7 +19,9 @@ DB=${CHRONOS_LAB_DB:-chronos-db}
 S3=${CHRONOS_LAB_S3:-chronos-s3}
 NETWORK=${CHRONOS_LAB_NETWORK:-chronos-lab}
 STANZA=${CHRONOS_LAB_STANZA:-chronos-v2}
-BASE_IMAGE=chronos-pgbackrest/base:bookworm
+RELEASE=${CHRONOS_LAB_RELEASE:-bookworm}
+[[ "$RELEASE" == bookworm || "$RELEASE" == trixie ]] || { echo "CHRONOS_LAB_RELEASE: bookworm or trixie, not $RELEASE" >&2; exit 2; }
+BASE_IMAGE=chronos-pgbackrest/base:$RELEASE
 S3_IMAGE=chronos-pgbackrest/s3:bookworm
 declare -A IMAGE=([host]=$BASE_IMAGE [container]=chronos-pgbackrest/postgres:bookworm
                   [container18]=chronos-pgbackrest/postgres:bookworm-18-layout
@@ -53,7 +56,7 @@ refuse_other_lab() {  # layout wanted
   fi
   image=$(docker inspect -f '{{ .Config.Image }}' "$DB" 2>/dev/null || true)
   if [[ -n "$image" && "$image" != "${IMAGE[$1]}" ]]; then
-    echo "$DB runs another lab layout (image $image). Run 'make lab-down' first." >&2
+    echo "$DB runs another lab layout or release (image $image, not ${IMAGE[$1]}). Run 'make lab-down' first." >&2
     exit 1
   fi
 }

@@ -214,6 +214,8 @@ def two_releases():
     bookworm['seconds'] = 1100
     trixie = copy.deepcopy(release())
     trixie['samples']['site.fleet'] = [30.0] * 3                # 30 / 9 = 3.3x
+    trixie['samples']['restore.unblocked'] = [2.0] * 3
+    trixie['requests'] = {'restore.defaults': [1317] * 3, 'restore.unblocked': [16] * 3}
     trixie['seconds'] = 1210
     trixie['errors'] = {'info': 'ansible-playbook failed (exit 2):\nok: [x]\n[ERROR]: Task failed: option not valid\n'}
     return dict(params=dict(scale=30, repeat=3, started='2026-11-29 18:00 UTC', args='', seconds=2310,
@@ -238,9 +240,12 @@ def test_report_lists_the_differential_shares_and_the_measurements_per_release()
     assert '| one range of accounts | collection defaults | 94 % | 10 % |' in text
     assert '| every 20th account | stock settings | 99 % | 99 % |' in text
     assert '- one range of accounts: bookworm: 150000 rows (5 % of them) on 5 % of pgbench_accounts\' pages;' in text
-    assert '| full backup | pgBackRest, collection defaults | 10.5 s | 0.35x stock | 80.0 MB | 10.5 s | 0.35x stock | ' \
-        '80.0 MB |' in text
-    assert '| site.yml, no change | one host | 9.00 s | 4.29x ping |  | 9.00 s | 4.29x ping |  |' in text
+    assert '| full backup | pgBackRest, collection defaults | 10.5 s | 0.35x stock | 80.0 MB |  | 10.5 s | 0.35x stock | ' \
+        '80.0 MB |  |' in text
+    assert '| site.yml, no change | one host | 9.00 s | 4.29x ping |  |  | 9.00 s | 4.29x ping |  |  |' in text
+    assert '| restore latest | what-if: defaults with repo1-block=n | - |  |  |  | 2.00 s | 0.80x floor |  | 16 |' in text
+    assert '| restore latest | pgBackRest, collection defaults | 6.00 s | 2.40x floor |  |  | 6.00 s | 2.40x floor |  | 1317 |' \
+        in text
 
 
 def test_report_explains_each_missed_target_for_its_release():
@@ -254,11 +259,19 @@ def test_report_explains_each_missed_target_for_its_release():
 
 def test_explanations_only_for_missed_targets():
     assert report.explanations(release()) == []
-    doc = release(dict(PASSING, full_defaults=[20.0] * 3, full_unbundled=[35.0] * 3))
-    doc['files'] = {'full.defaults': 1000}
+    doc = release(dict(PASSING, full_defaults=[20.0] * 3))
+    texts = report.explanations(doc)
+    assert len(texts) == 1 and texts[0].startswith('Full backup (0.67x stock)')
+
+
+def test_a_slow_restore_with_block_incremental_is_set_against_the_what_if_without_it():
+    doc = release(dict(PASSING, restore_defaults=[13.0] * 3, restore_unblocked=[2.0] * 3))
+    doc['requests'] = {'restore.defaults': [1319, 1320, 1324], 'restore.unblocked': [9, 9, 10]}
     texts = report.explanations(doc)
     assert len(texts) == 1
-    assert '1000 files' in texts[0] and '15 ms per' in texts[0]
+    assert 'Without block incremental the same settings restore in 2.00 s (0.80x the floor), with 9 S3 requests ' \
+        'against 1320: with repo1-block=y this pgBackRest fetched' in texts[0]
+    assert 'pgbackrest_repo_block: false' in texts[0]
 
 
 def test_a_spread_update_misses_even_with_block_incremental_and_says_why():

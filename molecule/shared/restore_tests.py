@@ -278,12 +278,14 @@ def old_stanza(db):
     """The guide's old stanza `chronos`, kept in the bucket after the migration to chronos-v2: a second cluster with
     its own system identifier, on port 5434, archived and backed up into stanza chronos, then stopped."""
     old = "/var/lib/postgresql/old-cluster"
-    options = "--stanza=chronos --pg1-path=%s --pg1-port=5434 --pg1-user=%s" % (old, SUPERUSER)
+    # archive-push takes no pg1-port (pgBackRest 2.55 refuses it): the archive command names the stanza and path only.
+    archiving = "--stanza=chronos --pg1-path=%s" % old
+    options = "%s --pg1-port=5434 --pg1-user=%s" % (archiving, SUPERUSER)
     as_postgres = "runuser -u postgres -- "
     db.check_output(as_postgres + "%s -D %s -U %s --auth=trust", pg_tool(db, "initdb"), old, SUPERUSER)
     db.check_output(as_postgres + "%s -D %s -l %s/log -w -o %s start", pg_tool(db, "pg_ctl"), old, old,
                     "-p 5434 -c listen_addresses= -c wal_level=replica -c archive_mode=on "
-                    "-c archive_command='pgbackrest %s archive-push %%p'" % options)
+                    "-c archive_command='pgbackrest %s archive-push %%p'" % archiving)
     db.check_output(as_postgres + "pgbackrest " + options + " stanza-create")
     db.check_output(as_postgres + "psql -XAtq -p 5434 -U %s -d postgres -c %s", SUPERUSER,
                     "CREATE TABLE before_migration AS SELECT g AS id FROM generate_series(1, 42) g")

@@ -63,6 +63,9 @@ _DURATION = re.compile(r'^\s*(\d+)\s*([smhdw]?)\s*$')
 _DURATION_UNITS = {'': 1, 's': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
 BACKUP_COVERS = {'full': ('full',), 'diff': ('full', 'diff'), 'incr': ('full', 'diff', 'incr')}
 
+# Commands that take no option: pgBackRest 2.55 refuses --stanza or --log-level-console with `version`.
+BARE_COMMANDS = ('version', 'help')
+
 
 def parse_error(stdout, stderr):
     """Return (code, text) of the first ERROR pgBackRest printed, or (None, None)."""
@@ -277,6 +280,8 @@ class PgBackRest(object):
         return other
 
     def command(self, command, *options):
+        if command in BARE_COMMANDS:
+            return [self.binary, command]
         argv = [self.binary]
         if self.stanza:
             argv.append('--stanza=%s' % self.stanza)

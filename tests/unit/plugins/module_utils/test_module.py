@@ -133,9 +133,9 @@ def test_the_helper_is_removed_on_failure_too(run_module, docker):
 def test_a_module_may_change_shared_options(run_module):
     spec = dict(stanza=dict(type='str', required=False, default=''))
     seen = []
-    result = run_module(Module(lambda run: seen.append(run.pgbackrest.command('version')), spec), {})
+    result = run_module(Module(lambda run: seen.append(run.pgbackrest.command('info')), spec), {})
     assert not result.failed
-    assert seen == [['pgbackrest', '--log-level-console=off', '--log-level-stderr=warn', 'version']]
+    assert seen == [['pgbackrest', '--log-level-console=off', '--log-level-stderr=warn', 'info']]
 
 
 # --- resolve_pg_path -------------------------------------------------------------------------------------------

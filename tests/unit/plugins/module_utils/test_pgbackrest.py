@@ -414,12 +414,14 @@ def test_newest_backup_skips_backups_with_error(captured):
      ['pgbackrest', '--stanza=chronos-v2', '--log-level-console=off', '--log-level-stderr=warn', '--output=json',
       '--recurse', 'repo-ls', 'archive/chronos-v2/15-1']),
     # Without a stanza (pgbackrest_target_info's probes), no --stanza at all.
-    (dict(stanza=''), 'version', (), ['pgbackrest', '--log-level-console=off', '--log-level-stderr=warn', 'version']),
+    (dict(stanza=''), 'check', (), ['pgbackrest', '--log-level-console=off', '--log-level-stderr=warn', 'check']),
+    # version takes no option at all: pgBackRest 2.55 refuses --stanza and --log-level-console with it.
+    (dict(stanza='chronos-v2', config='/tmp/p.conf'), 'version', (), ['pgbackrest', 'version']),
     # One argument each, blanks included: never split by a shell.
     (dict(stanza='chronos-v2'), 'restore', ('--type=time', '--target=2026-11-24 09:23:44+00'),
      ['pgbackrest', '--stanza=chronos-v2', '--log-level-console=off', '--log-level-stderr=warn', '--type=time',
       '--target=2026-11-24 09:23:44+00', 'restore']),
-], ids=['info', 'config-binary', 'repo-ls', 'no-stanza', 'blank-in-target'])
+], ids=['info', 'config-binary', 'repo-ls', 'no-stanza', 'version-bare', 'blank-in-target'])
 def test_command_line(kwargs, command, options, argv):
     stanza = kwargs.pop('stanza')
     assert pgbr.PgBackRest(None, stanza, **kwargs).command(command, *options) == argv

@@ -25,7 +25,7 @@ def test_reports_stanza_backups_and_version(run_module):
     assert run.result['latest_backup']['label'] == '20261124-092311F_20261124-092345I'
     assert run.result['latest_backup']['stop_time'] == '2026-11-24 09:23:46+00'
     assert run.result['stanza']['backups'] == run.result['backups']
-    assert run.result['executed_commands'] == [' '.join(PREFIX + ['version']),
+    assert run.result['executed_commands'] == ['pgbackrest version',
                                                ' '.join(PREFIX + ['--output=json', 'info'])]
 
 
@@ -76,7 +76,7 @@ def test_fails_when_pgbackrest_does_not_run(run_module):
     assert run.failed
     assert run.msg == ('Unable to read the pgBackRest version: pgBackRest exited 127: runuser: failed to execute '
                        'pgbackrest. Read the pgBackRest log in /var/log/pgbackrest for details.')
-    assert run.result['executed_commands'] == [' '.join(PREFIX + ['version'])]
+    assert run.result['executed_commands'] == ['pgbackrest version']
 
 
 def test_secrets_reach_pgbackrest_through_the_environment_only(run_module):

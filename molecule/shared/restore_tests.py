@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from scenario import (CONTAINER_LAYOUT, CRON_LOG, DB_CONTAINER, PROJECT, STANZA, SUPERUSER,
+from scenario import (CONTAINER_LAYOUT, CRON_LOG, DB_CONTAINER, PROJECT, RELEASE_INDEPENDENT, STANZA, SUPERUSER,
                       archive_current_wal, docker_output, inventory, labels, module, now_target, pg_tool,
                       psql, run_as_cron, run_playbook)
 
@@ -70,6 +70,7 @@ def tables(db):
     psql(db, "CREATE TABLE IF NOT EXISTS important AS SELECT g AS id FROM generate_series(1, 10) g", "chronos_db")
 
 
+@RELEASE_INDEPENDENT
 @pytest.mark.parametrize("extra_vars, message", [
     ({"type": "latest", "confirm": False}, "Nothing was changed: this was the plan."),
     ({"type": "time", "target": "2000-01-01 00:00:00+00"}, "is before the recoverable window"),
@@ -191,6 +192,7 @@ def test_a_cluster_broken_after_it_moved_on_is_restored_by_latest(db, pitr):
     assert_rows(db, committed, result)
 
 
+@RELEASE_INDEPENDENT
 @pytest.mark.parametrize("step", ["stop", "move_aside", "restore", "recover"])
 def test_an_interruption_at_each_step_is_finished_by_the_same_command(db, pitr, step):
     insert_batch(db, 10)
@@ -210,6 +212,7 @@ def test_an_interruption_at_each_step_is_finished_by_the_same_command(db, pitr, 
     psql(db, "DELETE FROM pitr WHERE batch = 10", "chronos_db")
 
 
+@RELEASE_INDEPENDENT
 def test_an_interrupted_playbook_whose_restore_finished_on_its_own_reports_nothing_to_do(db, pitr):
     """Ctrl-C while the restore runs: the restore goes on where it runs (async), and the same command again waits
     for it, then finds its result."""
@@ -239,6 +242,7 @@ def restore_running():
     return module("pgbackrest_restore", stanza=STANZA, progress=True).get("progress", "").startswith("Step")
 
 
+@RELEASE_INDEPENDENT
 def test_a_scheduled_backup_started_during_a_restore_does_not_run(managed):
     before = labels()
     # Hold the stanza's lock as a restore holds it, for 15 s.

@@ -36,6 +36,15 @@ GUIDE = os.path.join(PROJECT, "..", "shared", "reference", "postgresql-backup-gu
 SECRET_VARIABLES = ("CHRONOS_LAB_CIPHER_PASS", "CHRONOS_LAB_S3_KEY", "CHRONOS_LAB_S3_KEY_SECRET",
                     "CHRONOS_LAB_DB_PASSWORD")
 
+# Tests of the collection's own logic - preflight refusals, restore interruptions, locks - that no PostgreSQL or
+# pgBackRest version changes: the Debian 13 scenarios leave them to Debian 12's (-m "not release_independent").
+RELEASE_INDEPENDENT = pytest.mark.release_independent
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "release_independent: the collection's own logic, the same on every Debian "
+                                       "release; the Debian 13 scenarios skip it")
+
 
 @pytest.fixture(scope="module")
 def db():

@@ -3,22 +3,22 @@ the output."""
 
 import pytest
 
-from scenario import CONFIG, CRON_FILE, run_playbook, secrets, sha256_of
+from scenario import CONFIG, CRON_FILE, RELEASE_INDEPENDENT, run_playbook, secrets, sha256_of
 
 STRONG_BUT_WRONG = "Kq3vN8xZp2LmR7tY5wB9cD4fG6hJ1sA0eU"
 
 
 @pytest.mark.parametrize("extra_vars, message", [
-    ({"pgbackrest_repo_s3_bucket": ""}, "An S3 repository needs pgbackrest_repo_s3_bucket"),
-    ({"pgbackrest_repo_s3_key": ""}, "An S3 repository needs pgbackrest_repo_s3_bucket"),
-    ({"pgbackrest_repo_cipher_pass": ""}, "pgbackrest_repo_cipher_pass is missing or weak"),
-    ({"pgbackrest_repo_cipher_pass": "a" * 30}, "pgbackrest_repo_cipher_pass is missing or weak"),
+    pytest.param({"pgbackrest_repo_s3_bucket": ""}, "An S3 repository needs pgbackrest_repo_s3_bucket", marks=RELEASE_INDEPENDENT),
+    pytest.param({"pgbackrest_repo_s3_key": ""}, "An S3 repository needs pgbackrest_repo_s3_bucket", marks=RELEASE_INDEPENDENT),
+    pytest.param({"pgbackrest_repo_cipher_pass": ""}, "pgbackrest_repo_cipher_pass is missing or weak", marks=RELEASE_INDEPENDENT),
+    pytest.param({"pgbackrest_repo_cipher_pass": "a" * 30}, "pgbackrest_repo_cipher_pass is missing or weak", marks=RELEASE_INDEPENDENT),
     # pgBackRest gives up on an unreachable endpoint after 4 x io-timeout (60 s by default).
     ({"pgbackrest_repo_s3_endpoint": "nowhere.chronos.lab", "pgbackrest_global_options": {"io-timeout": 3}},
      "Check that the repository is reachable"),
     ({"pgbackrest_repo_cipher_pass": STRONG_BUT_WRONG}, "cipher passphrase (repo1-cipher-pass) is probably not"),
-    ({"pgbackrest_schedule_hour": 24}, "pgbackrest_schedule_hour 0 to 23 (got '24')"),
-    ({"pgbackrest_schedule_minute": 60}, "pgbackrest_schedule_minute 0 to 59 (got '60')"),
+    pytest.param({"pgbackrest_schedule_hour": 24}, "pgbackrest_schedule_hour 0 to 23 (got '24')", marks=RELEASE_INDEPENDENT),
+    pytest.param({"pgbackrest_schedule_minute": 60}, "pgbackrest_schedule_minute 0 to 59 (got '60')", marks=RELEASE_INDEPENDENT),
     ({"pgbackrest_pg_path": "/var/lib/postgresql/other"}, "is not the data directory PostgreSQL runs with"),
     ({"pgbackrest_pg_version": "16"}, "The inventory says PostgreSQL 16 (pgbackrest_pg_version), but this host runs "
                                       "PostgreSQL 1"),

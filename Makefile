@@ -8,10 +8,11 @@ SHELL := /bin/bash
 ROOT := $(CURDIR)
 # Puts the virtualenv first on PATH and the lab's secrets in the environment.
 WITH_ENV := eval "$$(scripts/lab-env.sh)"; export PATH="$(ROOT)/.venv/bin:$$PATH" ANSIBLE_CONFIG="$(ROOT)/ansible.cfg";
-# Two lanes that run side by side (scripts/molecule.sh): the database-host scenarios, and the container scenarios,
-# which all manage this machine as their Docker host.
-MOLECULE_HOST_LANE := host host-trixie monitoring
-MOLECULE_CONTAINER_LANE := container container18 container-trixie
+# Two lanes that run side by side (scripts/molecule.sh), of about the same length: the database-host scenarios, and
+# the container scenarios, which all manage this machine as their Docker host and so run one after another, then the
+# monitoring scenario.
+MOLECULE_HOST_LANE := host host-trixie
+MOLECULE_CONTAINER_LANE := container container18 container-trixie monitoring
 
 .PHONY: bootstrap lab lab-container lab-monitoring monitoring-up lab-down test unit rules sanity lint collection molecule bench
 PROMTOOL := .build/prometheus/usr/bin/promtool

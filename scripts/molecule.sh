@@ -4,7 +4,7 @@
 # container scenarios share one lane because they all manage this machine as their Docker host (its cron file,
 # settings and metrics for stanza chronos-v2). Every scenario runs even when one fails; the summary names each with
 # its time, and the log of a failed one is printed.
-# Usage: scripts/molecule.sh "host host-trixie monitoring" "container container18 container-trixie"
+# Usage: scripts/molecule.sh "host host-trixie" "container container18 container-trixie monitoring"
 #        scripts/molecule.sh host            (one lane)
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)

@@ -401,10 +401,10 @@ def markdown(results):
 
 
 def error_summary(error, limit=400):
-    """The line of a failure that says what went wrong: Ansible's [ERROR] line when there is one, else the first."""
+    """What went wrong, in a sentence: the first of Ansible's [ERROR] line when there is one, else the first line."""
     lines = [line.strip() for line in error.splitlines() if line.strip()]
     found = [line for line in lines if line.startswith('[ERROR]:')]
-    text = found[0][len('[ERROR]:'):].strip() if found else (lines[0] if lines else '')
+    text = found[0][len('[ERROR]:'):].strip().split('. ')[0] if found else (lines[0] if lines else '')
     return text if len(text) <= limit else text[:limit - 3] + '...'
 
 
@@ -454,10 +454,11 @@ def readme_section(results):
     for key, issue, text in TARGETS:
         cells = [_cell(v[key][1], v[key][0]) for v in verdicts]
         lines.append('| %s (issue %d) | %s |' % (text, issue, ' | '.join(cells)))
-    reasons = [(release, reason) for release, doc in docs for reason in short_reasons(doc)]
-    if reasons:
-        lines += ['', 'Missed: %s' % ' '.join('%s (%s).' % (reason, release) for release, reason in reasons)]
-    failures = ['the %s measurements failed on %s: %s' % (name, release, error_summary(error, 200))
+    reasons = [(release, short_reasons(doc)) for release, doc in docs]
+    if any(texts for _release, texts in reasons):
+        lines += ['', 'Why the missed targets were missed: %s' % ' '.join(
+            'On %s, %s.' % (release, '; '.join(texts)) for release, texts in reasons if texts)]
+    failures = ['the %s measurements failed on %s: %s' % (name, release, error_summary(error))
                 for release, doc in docs for name, error in sorted((doc.get('errors') or {}).items())]
     if failures:
         lines += ['', 'Not measured: %s.' % '; '.join(failures)]
@@ -491,9 +492,17 @@ def short_reasons(doc):
                          'incremental%s: blocks that hold a changed row are stored whole' % (
                              workload, f['diff_share_' + workload] * 100, pages))
     if verdicts['restore'][1] == 'MISSED':
-        texts.append('the restore took %.2fx the copy floor' % f['restore_floor_ratio'])
+        m = medians(doc.get('samples', {}))
+        requests = medians(doc.get('requests', {}))
+        text = 'the restore took %.2fx the copy floor' % f['restore_floor_ratio']
+        if m.get('restore.unblocked') is not None and requests.get('restore.defaults') is not None \
+                and requests.get('restore.unblocked') is not None:
+            text += (', against %.2fx without block incremental: with it, pgBackRest made %d requests to the S3 '
+                     'endpoint instead of %d' % (ratio(m['restore.unblocked'], m['restore.floor']),
+                                                 requests['restore.defaults'], requests['restore.unblocked']))
+        texts.append(text)
     if verdicts['info'][1] == 'MISSED':
-        texts.append('pgbackrest_info cost %+.2f s over the raw command, mostly Ansible\'s own per-task cost'
+        texts.append('the pgbackrest_info task cost %+.2f s over the raw command, mostly Ansible\'s own per-task cost'
                      % f['module_overhead'])
     if verdicts['site_one'][1] == 'MISSED':
         texts.append('the no-change site.yml took %s' % seconds_text(f['site_one']))
@@ -508,7 +517,7 @@ def short_reasons(doc):
             f['archived'], human_bytes(f['archived_wal_bytes'])))
     if verdicts['lag'][1] == 'MISSED':
         texts.append('WAL archiving lagged up to %.1f s' % f['archive_max_lag'])
-    return [text[0].upper() + text[1:] for text in texts]
+    return texts
 
 
 def explanations(doc):

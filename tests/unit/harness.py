@@ -107,6 +107,24 @@ VERIFY_VERBOSE_ERRORS = (
     b'    missing: 1, checksum invalid: 0, size invalid: 1, other: 0\n')
 
 
+def start_postgresql(pg_path):
+    """The answer to `service postgresql start`: PostgreSQL now runs on pg_path (a postmaster.pid naming a live
+    process, this one)."""
+    def answer(call):
+        with open(os.path.join(pg_path, 'postmaster.pid'), 'w') as handle:
+            handle.write('%d\n' % os.getpid())
+        return 0, b'', b''
+    return answer
+
+
+def stop_postgresql(pg_path):
+    """The answer to `service postgresql stop`: postmaster.pid is gone."""
+    def answer(call):
+        os.unlink(os.path.join(pg_path, 'postmaster.pid'))
+        return 0, b'', b''
+    return answer
+
+
 def wal_listing(directories=('0000000100000000', '0000000200000000'), history=True):
     """`repo-ls --output=json --recurse archive/chronos-v2/15-1` of the lab's repository, assembled from the two
     captured listings of its WAL directories (repo-ls-wal-tl1.json, repo-ls-wal-tl2.json) and TL2's history file:

@@ -27,7 +27,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
-    CLOCK_START, HISTORY_2, PREFIX, fails, fixture_text, ok, psql_rows, wal_listing, writes)
+    CLOCK_START, HISTORY_2, PREFIX, fails, fixture_text, ok, psql_rows, start_postgresql, stop_postgresql,
+    wal_listing, writes)
 
 # The backups of info-after-pitr.json, oldest first: label, stop time, START WAL LOCATION (lsn.start), lsn.stop.
 F1 = '20261124-092101F'                      # stop 09:21:24, 0/2000028, 0/3000088
@@ -692,23 +693,6 @@ def test_plan_refuses_a_mount_point(host, commands, make_data_dir, monkeypatch):
 
 
 # --- execute ----------------------------------------------------------------------------------------------
-
-def start_postgresql(pg_path):
-    """The answer to `service postgresql start`: PostgreSQL now runs on pg_path (a postmaster.pid naming a live
-    process, this one)."""
-    def answer(call):
-        with open(os.path.join(pg_path, 'postmaster.pid'), 'w') as handle:
-            handle.write('%d\n' % os.getpid())
-        return 0, b'', b''
-    return answer
-
-
-def stop_postgresql(pg_path):
-    def answer(call):
-        os.unlink(os.path.join(pg_path, 'postmaster.pid'))
-        return 0, b'', b''
-    return answer
-
 
 def holder_says(texts):
     """An answer that records what the stanza lock's holder says while the command runs."""

@@ -19,7 +19,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_restore
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
-    HISTORY_2, PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows, wal_listing, writes)
+    HISTORY_2, PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows, start_postgresql,
+    stop_postgresql, wal_listing, writes)
 
 F1 = '20261124-092101F'                      # stop 09:21:24, 0/2000028
 F2 = '20261124-092311F'                      # stop 09:23:37, 0/6000028
@@ -54,21 +55,6 @@ def lookups(timeline=2, info=INFO):
 def running(pg_path):
     """postmaster.pid naming a live process (this one): PostgreSQL runs on pg_path."""
     return {'postmaster.pid': ('%d\n' % os.getpid()).encode()}
-
-
-def start_postgresql(pg_path):
-    def answer(call):
-        with open(os.path.join(pg_path, 'postmaster.pid'), 'w') as handle:
-            handle.write('%d\n' % os.getpid())
-        return 0, b'', b''
-    return answer
-
-
-def stop_postgresql(pg_path):
-    def answer(call):
-        os.unlink(os.path.join(pg_path, 'postmaster.pid'))
-        return 0, b'', b''
-    return answer
 
 
 def recovered_and_checked(pg_path, timeline='00000003'):

@@ -247,12 +247,13 @@ def pg_tool(db, name):
 
 def settle_wal(db):
     """Bring PostgreSQL's own WAL writing to rest, so that any WAL written next is somebody's doing (autovacuum is
-    paused by the caller). VACUUM (ANALYZE) every database: reads then set no hint bits (with data checksums,
-    PostgreSQL 18's default, a hint bit is a WAL record). Archive what is pending, CHECKPOINT, and wait until
+    paused by the caller). VACUUM every database: reads then neither prune dead rows nor set hint bits, which
+    would be WAL records (a hint bit is one with data checksums, PostgreSQL 18's default; no ANALYZE, whose
+    pg_statistic rows would be pruned by the next query). Archive what is pending, CHECKPOINT, and wait until
     archive_timeout has switched out the checkpoint's record and the new segment holds nothing but the background
     writer's RUNNING_XACTS records, the only records archive_timeout and checkpoint_timeout ignore."""
     for database in psql(db, "SELECT datname FROM pg_database WHERE datallowconn").split():
-        psql(db, "VACUUM (ANALYZE)", database)
+        psql(db, "VACUUM", database)
     archive_current_wal(db)
     psql(db, "CHECKPOINT")
     written = []

@@ -258,11 +258,13 @@ def settle_wal(db):
     psql(db, "CHECKPOINT")
     written = []
     for dummy in range(240):
+        # The segment before the current one is archived (its last byte named: PostgreSQL 17's pg_walfile_name
+        # names the segment a boundary starts, older releases the one it ends).
         segment_start, archived = psql(db, (
-            "SELECT lsn - (lsn - '0/0'::pg_lsn) % setting::numeric,"
-            " coalesce(last_archived_wal, '') >= pg_walfile_name(lsn - (lsn - '0/0'::pg_lsn) % setting::numeric)"
-            " FROM pg_current_wal_insert_lsn() AS lsn, pg_settings, pg_stat_archiver"
-            " WHERE name = 'wal_segment_size'")).split("|")
+            "SELECT segment_start, coalesce(last_archived_wal, '') >= pg_walfile_name(segment_start - 1)"
+            " FROM (SELECT lsn - (lsn - '0/0'::pg_lsn) % setting::numeric AS segment_start"
+            "       FROM pg_current_wal_insert_lsn() AS lsn, pg_settings WHERE name = 'wal_segment_size') AS s,"
+            " pg_stat_archiver")).split("|")
         if archived == "t":
             written = wal_written(db, segment_start)
             if not written:

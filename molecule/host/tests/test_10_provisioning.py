@@ -74,14 +74,18 @@ def test_stanza_is_in_the_bucket(db, s3):
         "no WAL archived"
 
 
-def test_one_full_backup_read_back_through_pgbackrest_info():
+def test_one_full_backup_read_back_through_pgbackrest_info(db):
     result = module("pgbackrest_info", stanza=STANZA)
     assert result["changed"] is False
     assert result["stanza"]["status"]["code"] == 0
     fulls = [backup for backup in result["backups"] if backup["type"] == "full"]
     assert len(fulls) == 1
     assert fulls[0]["error"] is False
-    assert fulls[0]["repo_size"] > 0
+    assert fulls[0]["repo_delta"] > 0, fulls[0]
+    if pgbackrest_version(db) >= (2, 46):  # block incremental: the maps' sizes, and no repository size
+        assert fulls[0]["repo_size_map"] > 0 and fulls[0]["repo_size"] is None, fulls[0]
+    else:
+        assert fulls[0]["repo_size"] >= fulls[0]["repo_delta"] and fulls[0]["repo_size_map"] is None, fulls[0]
     assert result["latest_backup"]["label"] == fulls[0]["label"]
 
 

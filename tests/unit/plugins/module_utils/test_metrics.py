@@ -139,10 +139,14 @@ def test_backup_info_labels(tmp_path):
 
 def test_block_incremental_backups_are_labelled(tmp_path):
     raw = json.loads(fixture_text('info-one-full.json'))
-    raw[0]['backup'][0]['info']['repository'].update({'size-map': 300, 'delta-map': 200})
+    repository = raw[0]['backup'][0]['info']['repository']
+    del repository['size']  # pgBackRest reports no repository size for a block incremental backup
+    repository.update({'size-map': 300, 'delta-map': 200})
     found = status_file(tmp_path, parse_info(json.dumps(raw))[0], ARCHIVER)
     assert value(found, 'pgbackrest_backup_last_repo_size_map_bytes', stanza=STANZA, backup_type='full',
                  block_incr='y') == 300
+    assert value(found, 'pgbackrest_backup_last_repo_size_bytes', stanza=STANZA, backup_type='full',
+                 block_incr='y') == 0  # as pgbackrest_exporter has it
 
 
 def test_a_running_backup(tmp_path):

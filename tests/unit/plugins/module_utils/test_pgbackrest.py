@@ -167,10 +167,12 @@ def test_parse_backup(captured, name, index, expected):
 
 
 def test_parse_backup_block_incremental_maps():
-    """2.46+ reports the block incremental maps' sizes in info.repository (size-map, delta-map)."""
+    """2.46+ reports the block incremental maps' sizes in info.repository (size-map, delta-map), and for such a backup
+    no repository size (src/command/info/info.c: size only when there is no size map)."""
     backup = pgbr.parse_backup({'label': 'x', 'type': 'full', 'info': {'repository': {
-        'size': 10, 'delta': 5, 'size-map': 300, 'delta-map': 200}}})
+        'delta': 5, 'size-map': 300, 'delta-map': 200}}})
     assert (backup['repo_size_map'], backup['repo_delta_map']) == (300, 200)
+    assert (backup['repo_size'], backup['repo_delta']) == (None, 5)
 
 
 def test_parse_backup_tolerates_missing_fields():

@@ -456,8 +456,8 @@ def readme_section(results):
         lines.append('| %s (issue %d) | %s |' % (text, issue, ' | '.join(cells)))
     reasons = [(release, short_reasons(doc)) for release, doc in docs]
     if any(texts for _release, texts in reasons):
-        lines += ['', 'Why the missed targets were missed: %s' % ' '.join(
-            'On %s, %s.' % (release, '; '.join(texts)) for release, texts in reasons if texts)]
+        lines += ['', 'Why the missed targets were missed:', '']
+        lines += ['- %s: %s.' % (release, text) for release, texts in reasons for text in texts]
     failures = ['the %s measurements failed on %s: %s' % (name, release, error_summary(error))
                 for release, doc in docs for name, error in sorted((doc.get('errors') or {}).items())]
     if failures:

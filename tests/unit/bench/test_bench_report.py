@@ -291,7 +291,7 @@ def test_readme_section_has_both_releases_and_the_reasons():
     assert '| pg_stat_archiver.archived_count unchanged by the no-change runs (issue 15) | 12 -> 12 on one host, ' \
         '+0 on 8 hosts; 0 B of WAL written: met |' in text
     assert 'pgBackRest 2.45 has no block incremental (2.46+), so each changed file is copied whole' in text
-    assert 'On trixie, eight hosts took 3.33x one host' in text
+    assert '- trixie: eight hosts took 3.33x one host' in text
     assert 'Not measured: the info measurements failed on trixie: Task failed: option not valid.' in text
 
 

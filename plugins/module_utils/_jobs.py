@@ -29,7 +29,6 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import Drill, Settings
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest, parse_error, parse_verify
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import read_archiver
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
     SETTINGS_DIRECTORY, ChronosError, make_target, settings_path)
 
@@ -73,6 +72,20 @@ class Job(object):
     def pgbackrest(self):
         return PgBackRest(self.target, self.stanza, config=self.settings.get('config'), binary=self.settings.get('binary'))
 
+    def put_back(self):
+        """Put back what the collection placed on the target (the wrapper, the repository's CA file) where it is
+        missing or changed: a container recreated from its image has lost what was copied into it, and backups and
+        archiving would fail until site.yml ran again."""
+        for item in self.settings.get('installed') or []:
+            try:
+                if self.target.write_file(item['path'], item['content'].encode('utf-8'), item['uid'], item['gid'],
+                                          int(item['mode'], 8)):
+                    say(self.stanza, 'put back %s on %s: it was missing or changed (was the container recreated?)'
+                        % (item['path'], self.target.describe()))
+            except (ChronosError, IOError, OSError) as exc:
+                say(self.stanza, 'cannot put back %s on %s: %s' % (
+                    item['path'], self.target.describe(), getattr(exc, 'msg', exc)), sys.stderr)
+
     def backup(self, backup_type=None):
         if not backup_type:
             full_day = int(self.settings.get('full_weekday', 0))
@@ -83,6 +96,7 @@ class Job(object):
             say(self.stanza, 'not starting a %s backup: %s' % (backup_type, exc.msg), sys.stderr)
             return EXIT_BUSY
         try:
+            self.put_back()
             say(self.stanza, 'starting a %s backup (%s)' % (backup_type, self.settings['wrapper']))
             start = time.time()
             try:
@@ -116,7 +130,8 @@ class Job(object):
             say(self.stanza, exc.msg, sys.stderr)
             _metrics.write_status(self.settings['metrics_dir'], self.stanza)
             return 0
-        for problem in refresh_status(target, pgbackrest, self.settings['metrics_dir']):
+        self.put_back()
+        for problem in _metrics.refresh(target, pgbackrest, self.settings['metrics_dir']):
             say(self.stanza, problem, sys.stderr)
         return 0
 
@@ -182,23 +197,6 @@ class Job(object):
                 'pgbackrest_drill_exit_code': ('Exit code of the last restore drill (0 is success).', rc),
                 'pgbackrest_drill_restore_seconds': ('Restore time of the last restore drill.',
                                                      result['restore_seconds'] if result else 0)})
-
-
-def refresh_status(target, pgbackrest, directory):
-    """Write the status metrics; a part that cannot be read shows in them as such. Returns what could not be read."""
-    stanza = archiver = version = None
-    problems = []
-    try:
-        version = pgbackrest.version()
-        stanza = pgbackrest.stanza_info()
-    except ChronosError as exc:
-        problems.append('the repository cannot be read: %s' % exc.msg)
-    try:
-        archiver = read_archiver(target)
-    except ChronosError as exc:
-        problems.append('PostgreSQL cannot be asked for pg_stat_archiver: %s' % exc.msg)
-    _metrics.write_status(directory, pgbackrest.stanza, stanza, archiver, version)
-    return problems
 
 
 def main(argv=None):

@@ -26,6 +26,9 @@ import re
 import time
 from datetime import datetime
 
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._archiving import missing_segments, parse_size
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import read_config_options
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import read_archive_queue, read_archiver
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
 BACKUP_TYPES = ('full', 'diff', 'incr')
@@ -101,9 +104,44 @@ def _block_incr(backup):
     return 'y' if backup.get('repo_size_map') is not None and backup.get('repo_delta_map') is not None else 'n'
 
 
-def write_status(directory, stanza_name, stanza=None, archiver=None, version=None, now=None):
+def refresh(target, pgbackrest, directory, config=None):
+    """Read the repository, PostgreSQL's archiver and the WAL waiting in pg_wal, and write the status file; a part that
+    cannot be read shows in it as such. Returns sentences saying what could not be read."""
+    problems = []
+    stanza = archiver = version = queue = None
+    wal = dict(missing=None, filesystem=None, queue_max=None)
+    try:
+        version = pgbackrest.version()
+        stanza = pgbackrest.stanza_info()
+    except ChronosError as exc:
+        problems.append('the repository cannot be read: %s' % exc.msg)
+    try:
+        archiver = read_archiver(target)
+        queue = read_archive_queue(target)
+    except ChronosError as exc:
+        problems.append('PostgreSQL cannot be asked about WAL archiving: %s' % exc.msg)
+    if queue:
+        try:
+            wal['filesystem'] = target.filesystem(queue['pg_wal'])
+        except ChronosError as exc:
+            problems.append(exc.msg)
+        options = read_config_options(target, config or pgbackrest.config)
+        limit = options.get(('global', 'archive-push-queue-max')) or options.get(
+            ('global:archive-push', 'archive-push-queue-max'))
+        wal['queue_max'] = parse_size(limit) if limit else 0
+        if stanza:
+            try:
+                wal['missing'] = len(missing_segments(pgbackrest, stanza, queue['segment_size']))
+            except ChronosError as exc:
+                problems.append('the archived WAL cannot be listed: %s' % exc.msg)
+    write_status(directory, pgbackrest.stanza, stanza, archiver, version, queue=queue, wal=wal)
+    return problems
+
+
+def write_status(directory, stanza_name, stanza=None, archiver=None, version=None, now=None, queue=None, wal=None):
     """The status file. stanza is _pgbackrest.parse_stanza's (None when pgbackrest info failed); archiver is
-    _postgres.read_archiver's (None when PostgreSQL could not be asked)."""
+    _postgres.read_archiver's and queue read_archive_queue's (None when PostgreSQL could not be asked); wal holds the
+    filesystem of pg_wal (size, available), archive-push-queue-max and the segments missing from the archive."""
     now = time.time() if now is None else now
     out = _Writer()
     name = {'stanza': stanza_name}
@@ -124,9 +162,34 @@ def write_status(directory, stanza_name, stanza=None, archiver=None, version=Non
                 archiver['last_failed'] or 0)
         out.set('pgbackrest_archive_mode_enabled', "Whether PostgreSQL's archive_mode is on.", name,
                 1 if archiver['archive_mode'] in ('on', 'always') else 0)
+    if queue:
+        _queue_metrics(out, name, queue, wal or {}, now)
     out.set('pgbackrest_postgresql_up', 'Whether PostgreSQL answered for the archiving statistics.', name,
             1 if archiver else 0)
     out.write(file_path(directory, stanza_name, 'status'))
+
+
+def _queue_metrics(out, name, queue, wal, now):
+    """The backlog in pg_wal, read from PostgreSQL's archive_status: a crash-restart does not reset it."""
+    out.set('pgbackrest_archive_ready_segments', 'WAL segments finished and waiting in pg_wal to be archived.', name,
+            queue['ready_segments'])
+    out.set('pgbackrest_archive_ready_bytes', 'Bytes of WAL waiting in pg_wal to be archived.', name, queue['ready_bytes'])
+    out.set('pgbackrest_archive_ready_oldest_age_seconds',
+            'How long the oldest WAL segment waiting to be archived has waited (0 when none waits).', name,
+            max(0, now - queue['oldest_ready']) if queue['oldest_ready'] else 0)
+    if wal.get('filesystem'):
+        size, available = wal['filesystem']
+        out.set('pgbackrest_wal_filesystem_size_bytes', 'Size of the filesystem that holds pg_wal.', name, size)
+        out.set('pgbackrest_wal_filesystem_avail_bytes', 'Bytes available on the filesystem that holds pg_wal.', name,
+                available)
+    if wal.get('queue_max') is not None:
+        out.set('pgbackrest_archive_push_queue_max_bytes',
+                'archive-push-queue-max: past this backlog pgBackRest drops WAL from the archive (0: no limit).', name,
+                wal['queue_max'])
+    if wal.get('missing') is not None:
+        out.set('pgbackrest_archive_missing_segments',
+                'WAL segments missing from the repository between the start of the newest backup and the newest '
+                'segment archived on its timeline.', name, wal['missing'])
 
 
 def _stanza_metrics(out, stanza, now):

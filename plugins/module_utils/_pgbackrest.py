@@ -58,6 +58,7 @@ ERROR_PARTS = {
 }
 
 LOCK_ERROR = 50
+DEFAULT_CONFIG = '/etc/pgbackrest/pgbackrest.conf'
 _ERROR_LINE = re.compile(r'ERROR: \[(\d{3})\]: (.*)')
 _DURATION = re.compile(r'^\s*(\d+)\s*([smhdw]?)\s*$')
 _DURATION_UNITS = {'': 1, 's': 1, 'm': 60, 'h': 3600, 'd': 86400, 'w': 604800}
@@ -354,6 +355,31 @@ class PgBackRest(object):
         except ValueError as exc:
             raise ChronosError('Unable to parse the output of pgbackrest repo-ls --output=json %s: %s' % (path, exc),
                                stdout=done.stdout)
+
+
+def config_options(text):
+    """pgbackrest.conf's text -> {(section, option): value}, the last value of an option winning, as pgBackRest reads it."""
+    options, section = {}, None
+    for line in (text or '').splitlines():
+        line = line.strip()
+        if not line or line.startswith('#'):
+            continue
+        if line.startswith('[') and line.endswith(']'):
+            section = line[1:-1].strip()
+            continue
+        name, separator, value = line.partition('=')
+        if separator:
+            options[(section, name.strip())] = value.strip()
+    return options
+
+
+def read_config_options(target, config):
+    """The options of the configuration file pgBackRest reads on the target; {} when it cannot be read."""
+    try:
+        raw = target.read_file(config or DEFAULT_CONFIG)
+    except (IOError, OSError):
+        return {}
+    return config_options(raw.decode('utf-8', 'replace'))
 
 
 def stanza_mismatch(stanza, cluster):

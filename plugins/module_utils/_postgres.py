@@ -223,3 +223,35 @@ def read_archiver(target):
     return dict(archived_count=int(archived), failed_count=int(failed), last_archived_wal=last_wal or None,
                 last_failed_wal=failed_wal or None, last_archived=last_time or None, last_failed=failed_time or None,
                 failing=bool(failed_time) and failed_time > last_time, archive_mode=mode, archive_command=command)
+
+
+# --- the archive queue: what waits in pg_wal to be archived -------------------------------------------------------
+
+ARCHIVE_QUEUE_QUERY = r"""
+SELECT count(*), coalesce(extract(epoch FROM min(modification))::bigint, 0),
+       (SELECT setting::bigint FROM pg_settings WHERE name = 'wal_segment_size'),
+       current_setting('data_directory')
+  FROM pg_ls_archive_statusdir()
+ WHERE name ~ '^[0-9A-F]{24}\.ready$'
+"""
+
+
+def read_archive_queue(target):
+    """The WAL segments PostgreSQL has finished and not yet archived (archive_status/*.ready), read from the server:
+    {'ready_segments', 'ready_bytes', 'oldest_ready' (epoch when the oldest was finished, or None), 'segment_size',
+    'pg_wal'}. Unlike pg_stat_archiver's counters, which a crash-restart resets, these files are the backlog itself."""
+    rows = target.sql(ARCHIVE_QUEUE_QUERY, attempt='read the WAL segments waiting to be archived')
+    count, oldest, segment_size, data_directory = rows[0]
+    count, segment_size = int(count), int(segment_size)
+    return dict(ready_segments=count, ready_bytes=count * segment_size, oldest_ready=int(oldest) or None,
+                segment_size=segment_size, pg_wal='%s/pg_wal' % data_directory.rstrip('/'))
+
+
+def postmaster_pid(target, pg_path):
+    """The postmaster's process id as PostgreSQL wrote it into postmaster.pid (1 when PostgreSQL is the first process of
+    its PID namespace, as in the official postgres image), or None when no postmaster.pid can be read."""
+    try:
+        first = target.read_file('%s/postmaster.pid' % pg_path).decode('ascii', 'replace').splitlines()[0]
+        return int(first.strip())
+    except (IOError, OSError, IndexError, ValueError):
+        return None

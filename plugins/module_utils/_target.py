@@ -186,6 +186,15 @@ class Target(object):
                     self.describe(), timeout), step='recover')
             time.sleep(1)
 
+    def filesystem(self, path):
+        """(size, available) in bytes of the filesystem that holds path on the target, as `df -Pk` reports it there
+        (links followed: pg_wal may be one); the same command on a host, in a Debian image and with BusyBox."""
+        done = self.run(['df', '-Pk', path])
+        if done.rc != 0:
+            raise ChronosError('Unable to read the free space of %s on %s: df exited %s: %s' % (
+                path, self.describe(), done.rc, done.output))
+        return parse_df(done.stdout, path)
+
     def wait_until_ready(self, timeout, interval=1):
         """Wait until PostgreSQL accepts connections; False when it did not within timeout seconds."""
         deadline = time.time() + timeout
@@ -308,6 +317,18 @@ def make_target(settings):
         return ContainerTarget(settings['container'], stop_timeout=settings.get('container_stop_timeout') or 60,
                                config_path=settings.get('config') or '/etc/pgbackrest/pgbackrest.conf', **common)
     return HostTarget(service=settings.get('pg_service') or 'postgresql', **common)
+
+
+def parse_df(text, path='the path'):
+    """`df -Pk` output -> (size, available) in bytes. The mount point may hold spaces: the fields are counted from
+    the capacity column ('42%')."""
+    lines = [line for line in (text or '').splitlines() if line.strip()]
+    fields = lines[-1].split() if len(lines) >= 2 else []
+    capacity = [index for index, field in enumerate(fields) if re.match(r'^\d+%$', field)]
+    if not capacity or capacity[0] < 3:
+        raise ChronosError('Unable to read the free space of %s: df printed %r.' % (path, text))
+    index = capacity[0]
+    return int(fields[index - 3]) * 1024, int(fields[index - 1]) * 1024
 
 
 def postmaster_running(pg_path):

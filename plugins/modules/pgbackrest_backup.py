@@ -139,7 +139,6 @@ import re
 import time
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._jobs import refresh_status
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
@@ -235,7 +234,7 @@ def main():
             # A backup that found another one running did not run: it is not a failed run (as the scheduled job's 75).
             if params['metrics_dir'] and parse_error(done.stdout, done.stderr)[0] != LOCK_ERROR:
                 _metrics.write_run(params['metrics_dir'], pgbackrest.stanza, backup_type, done.rc, started, now())
-                refresh_status(run.target, pgbackrest, params['metrics_dir'])
+                _metrics.refresh(run.target, pgbackrest, params['metrics_dir'])
         if done.rc != 0:
             raise PgBackRestError('take a %s backup of stanza %s' % (backup_type, pgbackrest.stanza), done)
         made = [backup for backup in pgbackrest.stanza_info()['backups'] if backup['label'] not in before]

@@ -20,6 +20,9 @@ description:
   - Installs the backup wrapper on the target (on the host, or in the container, where it needs a shell,
     pgBackRest and flock only), so that C(docker exec chronos-db /usr/local/bin/pgbackrest-backup.sh [full|diff|incr])
     works as the guide says.
+  - Records the files it and M(chronos.pgbackrest.pgbackrest_config) place on the target (the wrapper, the CA
+    certificate), so that every job puts them back when they are gone - a container recreated from its image
+    (C(docker compose pull && docker compose up -d)) goes on with backups and archiving without C(site.yml).
   - Rewrites nothing that is already as wanted.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
@@ -86,6 +89,15 @@ options:
       - The wrapper's log on the target, named in failure messages.
     type: str
     default: /var/log/pgbackrest/backup.log
+  ca_cert:
+    description:
+      - The repository's CA certificate (PEM), which the jobs put back at I(ca_path) on the target when it is missing
+        there - a container recreated from its image loses what was copied into it.
+    type: str
+  ca_path:
+    description:
+      - Where the CA certificate lies on the target (C(repo1-storage-ca-file)).
+    type: path
   verify:
     description:
       - The weekly C(pgbackrest verify) of the whole repository (it reads every file, so it costs the repository's size
@@ -139,14 +151,15 @@ import sys
 # Every module_utils file the program needs: imported here so that Ansible ships them with this module, which
 # installs them from its own copy.
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import (  # noqa: F401 pylint: disable=unused-import
-    _container, _drill, _jobs, _lock, _metrics, _pgbackrest, _places, _postgres, _restore, _target)
+    _archiving, _container, _drill, _jobs, _lock, _metrics, _pgbackrest, _places, _postgres, _restore, _target)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, settings_path, write_local_file
 
 LIBRARY = '/usr/local/lib/chronos-pgbackrest'
 PROGRAM = '/usr/local/bin/chronos-pgbackrest'
 PACKAGE = 'ansible_collections.chronos.pgbackrest.plugins.module_utils'
-JOB_MODULES = (_container, _drill, _jobs, _lock, _metrics, _pgbackrest, _places, _postgres, _restore, _target)
+JOB_MODULES = (_archiving, _container, _drill, _jobs, _lock, _metrics, _pgbackrest, _places, _postgres, _restore,
+               _target)
 PROGRAM_TEXT = '''#!%s
 # Scheduled pgBackRest jobs; installed by chronos.pgbackrest (pgbackrest_schedule). Usage: chronos-pgbackrest --help
 import sys
@@ -186,6 +199,16 @@ def cron_text(params, stanza):
     return '\n'.join(lines) + '\n'
 
 
+def installed_files(run):
+    """The files the collection places on the target, as the jobs put them back: path, content, owner and mode."""
+    params = run.params
+    files = [dict(path=params['wrapper_path'], content=params['wrapper'], uid=0, gid=0, mode='0755')]
+    if params['ca_cert'] and params['ca_path']:
+        dummy, gid = run.target.user_ids(run.target.os_user)
+        files.append(dict(path=params['ca_path'], content=params['ca_cert'], uid=0, gid=gid, mode='0644'))
+    return files
+
+
 def check_schedule(params):
     problems = []
     for name, low, high in (('hour', 0, 23), ('minute', 0, 59), ('full_weekday', 0, 6), ('metrics_every', 1, 59)):
@@ -217,6 +240,8 @@ def main():
         log=dict(type='str', default='/var/log/pgbackrest/backup.log'),
         verify=dict(type='dict', default={}),
         drill=dict(type='dict', default={}),
+        ca_cert=dict(type='str'),
+        ca_path=dict(type='path'),
     ), supports_check_mode=True)
     with run:
         params, stanza = run.params, run.params['stanza']
@@ -227,7 +252,7 @@ def main():
             'pg_service', 'container_stop_timeout', 'pg_path', 'metrics_dir', 'repository', 'log', 'full_weekday'))
         settings.update(wrapper=params['wrapper_path'], drill=dict(
             (key, value) for key, value in (params['drill'] or {}).items()
-            if key in ('path', 'port', 'database', 'query', 'timeout')))
+            if key in ('path', 'port', 'database', 'query', 'timeout')), installed=installed_files(run))
         interpreter = '/usr/bin/python3' if os.path.exists('/usr/bin/python3') else sys.executable
         files = library_files()
         files[PROGRAM] = (PROGRAM_TEXT % (interpreter, LIBRARY)).encode()
@@ -255,7 +280,7 @@ def main():
         # The status metrics from the start, before cron first runs the job: a host without them is not silent.
         if params['metrics_dir'] and not run.check_mode and \
                 not os.path.exists(_metrics.file_path(params['metrics_dir'], stanza, 'status')):
-            _jobs.refresh_status(run.target, run.pgbackrest, params['metrics_dir'])
+            _metrics.refresh(run.target, run.pgbackrest, params['metrics_dir'])
         run.exit(changed=bool(changed), changed_files=changed, cron_file=cron_file)
 
 

@@ -19,6 +19,8 @@ description:
     another Docker host, PostgreSQL does not answer, the superuser does not exist, I(pg_path) is not the data
     directory PostgreSQL runs with, pgBackRest is missing, or (in container mode) the configuration is not
     bind-mounted from this host.
+  - Decides how WAL archiving is set up there, from facts read there - see I(archive_async) and
+    I(archive_push_queue_max) - and refuses asynchronous archiving where PostgreSQL is PID 1.
 extends_documentation_fragment:
   - chronos.pgbackrest.pgbackrest
   - chronos.pgbackrest.attributes
@@ -43,6 +45,22 @@ options:
     type: str
     required: false
     default: ''
+  archive_async:
+    description:
+      - Whether pgBackRest archives WAL asynchronously - C(auto), C(true) or C(false).
+      - C(auto) is asynchronous only where PostgreSQL is not PID 1 of its PID namespace (read from
+        C(postmaster.pid)). Where it is, as in the official postgres image, PostgreSQL reaps the process asynchronous
+        archive-push detaches, and takes its failure during a repository outage for a crashed server process.
+      - C(true) where PostgreSQL is PID 1 is refused.
+    type: str
+    default: auto
+  archive_push_queue_max:
+    description:
+      - The most WAL that may wait in C(pg_wal) for the repository before pgBackRest drops it from the archive
+        (C(archive-push-queue-max)) - C(auto) (a quarter of the filesystem that holds C(pg_wal)), a size such as
+        C(4GiB), or C(0) for no limit.
+    type: str
+    default: auto
 author:
   - Chronos platform team (@chronos-platform)
 '''
@@ -97,6 +115,28 @@ target:
     config_host_path:
       description: Where the configuration lies on the managed host's disk.
       type: str
+    archive:
+      description: How WAL archiving is set up, and the facts it was decided from.
+      type: dict
+      contains:
+        async:
+          description: Whether archive-push runs asynchronously.
+          type: bool
+        async_reason:
+          description: Why.
+          type: str
+        queue_max:
+          description: archive-push-queue-max in bytes, 0 for none.
+          type: int
+        queue_max_reason:
+          description: Why.
+          type: str
+        postmaster_pid:
+          description: The postmaster's process id where it runs (1 when it is PID 1 of its namespace).
+          type: int
+        wal_filesystem_size:
+          description: Size in bytes of the filesystem that holds pg_wal.
+          type: int
 executed_commands:
   description: Commands run.
   returned: always
@@ -106,7 +146,9 @@ executed_commands:
 
 import os
 
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._archiving import archive_async, queue_max
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import postmaster_pid
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import version_at_least
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
@@ -166,12 +208,24 @@ def config_location(target, config):
     return kind, host_path
 
 
+def archive_facts(target, data_directory, params):
+    """How WAL archiving is set up on the target, and the facts it is decided from."""
+    pid = postmaster_pid(target, data_directory)
+    asynchronous, async_reason = archive_async(params['archive_async'], pid, target.describe())
+    size, dummy = target.filesystem('%s/pg_wal' % data_directory)
+    limit, limit_reason = queue_max(params['archive_push_queue_max'], size)
+    return {'async': asynchronous, 'async_reason': async_reason, 'queue_max': limit, 'queue_max_reason': limit_reason,
+            'postmaster_pid': pid, 'wal_filesystem_size': size}
+
+
 def main():
     run = ModuleRun(dict(
         stanza=dict(type='str', required=False, default=''),
         pg_path=dict(type='path'),
         pg_version=dict(type='str'),
         config=dict(type='path', default='/etc/pgbackrest/pgbackrest.conf'),
+        archive_async=dict(type='str', default='auto'),
+        archive_push_queue_max=dict(type='str', default='auto'),
     ), supports_check_mode=True)
     with run:
         params, target = run.params, run.target
@@ -201,12 +255,14 @@ def main():
         pgbackrest_version = version.stdout.strip().split()[-1]
         uid, gid = target.user_ids(target.os_user)
         mount, host_path = config_location(target, params['config'])
+        archive = archive_facts(target, data_directory, params)
         run.exit(changed=False, target=dict(
             kind=target.kind, name=target.describe(), pg_path=data_directory, pg_version=pg_version,
             superuser=target.superuser, os_user=target.os_user, uid=uid, gid=gid,
             pgbackrest_version=pgbackrest_version, compress_types=compress_types(target, binary),
             block_incremental=version_at_least(pgbackrest_version, '2.46'),
-            process_max=max(1, (os.cpu_count() or 2) // 2), config_mount=mount, config_host_path=host_path))
+            process_max=max(1, (os.cpu_count() or 2) // 2), config_mount=mount, config_host_path=host_path,
+            archive=archive))
 
 
 if __name__ == '__main__':

@@ -139,6 +139,33 @@ def wal_listing(directories=('0000000100000000', '0000000200000000'), history=Tr
     return json.dumps(entries, sort_keys=True).encode()
 
 
+def archive_directories(directories=('0000000100000000',), history=False):
+    """`repo-ls --output=json archive/chronos-v2/15-1` (non-recursive): the archive id's WAL directories, in the shape
+    of the captured repo-ls-archive-id.json, for the second build's directories."""
+    entries = {'.': {'type': 'path'}}
+    for directory in directories:
+        entries[directory] = {'type': 'path'}
+    if history:
+        entries['00000002.history'] = {'type': 'file', 'size': len(HISTORY_2), 'time': HISTORY_TIME}
+    return json.dumps(entries, sort_keys=True).encode()
+
+
+# pg_stat_archiver as _postgres.read_archiver reads it: 120 archived, none failed.
+ARCHIVER = ('120', '0', '00000001000000000000000A', '', '1795512226', '0', 'on',
+            'pgbackrest --stanza=chronos-v2 archive-push %p')
+
+
+def status_refresh(info='info-full-diff-incr.json', queue='archive-queue.csv', archiver=ARCHIVER):
+    """What _metrics.refresh runs, answered: pgbackrest version and info, psql for pg_stat_archiver and for the archive
+    queue, df on pg_wal, and (info with a backup) repo-ls of the archive id and of the newest backup's WAL directory
+    (the captured repo-ls-wal-tl1.json, which holds every segment from that backup on)."""
+    answers = [ok('version.out'), ok(info), ok(psql_rows(archiver)), ok(queue), ok('df-pg-wal.out')]
+    backups = json.loads(fixture_bytes(info))[0].get('backup') if info.endswith('.json') else None
+    if backups:
+        answers += [ok(archive_directories()), ok('repo-ls-wal-tl1.json')]
+    return answers
+
+
 def command_name(argv):
     """The pgbackrest command of an argument list ('info', 'repo-ls': the first argument after the binary that is
     not an option), or the program's name for anything else ('psql', 'pg_ctl')."""

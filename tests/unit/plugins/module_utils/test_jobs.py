@@ -19,11 +19,9 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import St
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
-    PREFIX, VERIFY_ERRORS, VERIFY_VERBOSE_OK, fails, ok, psql_rows)
+    ARCHIVER, PREFIX, VERIFY_ERRORS, VERIFY_VERBOSE_OK, fails, ok, psql_rows, status_refresh)
 
 WRAPPER = '/usr/local/bin/pgbackrest-backup.sh'
-ARCHIVER = ('120', '0', '00000001000000000000000A', '', '1795512226', '0', 'on',
-            'pgbackrest --stanza=chronos-v2 archive-push %p')
 
 
 @pytest.fixture
@@ -31,16 +29,13 @@ def settings(tmp_path):
     """What pgbackrest_schedule writes into /etc/chronos-pgbackrest/<stanza>.json, metrics into tmp_path."""
     metrics = tmp_path / 'node-exporter'
     metrics.mkdir()
-    return dict(stanza='chronos-v2', config=None, container=None, os_user='postgres', pg_user=None, pg_port=5432,
+    config = tmp_path / 'pgbackrest.conf'
+    config.write_text('[global]\narchive-push-queue-max=67108864\n[chronos-v2]\npg1-path=/var/lib/postgresql/15/main\n')
+    return dict(stanza='chronos-v2', config=str(config), container=None, os_user='postgres', pg_user=None, pg_port=5432,
                 pg_socket_path='/var/run/postgresql', pg_bin_path='/usr/lib/postgresql/15/bin', pg_service='postgresql',
                 container_stop_timeout=60, pg_path='/var/lib/postgresql/15/main', metrics_dir=str(metrics),
                 repository='s3://chronos-backups', log='/var/log/pgbackrest/backup.log', full_weekday=0,
                 wrapper=WRAPPER, drill={'port': 5499})
-
-
-def status_refresh(info='info-full-diff-incr.json'):
-    """What refreshing the status metrics runs: pgbackrest version and info, then psql for pg_stat_archiver."""
-    return [ok('version.out'), ok(info), ok(psql_rows(ARCHIVER))]
 
 
 def samples(settings, kind):
@@ -58,7 +53,7 @@ def test_backup_through_the_wrapper_then_metrics(settings, commands, capsys):
     assert _jobs.Job(settings).backup('full') == 0
     assert commands.calls[0]['argv'] == [WRAPPER, 'full']
     assert commands.calls[0]['user'] == 'postgres'
-    assert commands.names[1:] == ['version', 'info', 'psql']
+    assert commands.names[1:] == ['version', 'info', 'psql', 'psql', 'df', 'repo-ls', 'repo-ls']
     runs = _metrics.read_runs(settings['metrics_dir'], 'chronos-v2')
     assert runs['full']['exit_code'] == 0
     assert sample(samples(settings, 'status'), 'pgbackrest_exporter_status') == 1
@@ -152,9 +147,11 @@ def test_metrics(settings, commands):
 
 
 @pytest.mark.parametrize('answers', [
-    [ok('version.out'), ok('info-unreachable.json'), ok(psql_rows(ARCHIVER))],
-    [ok('version.out'), fails(49, b'ERROR: [049]: unable to get address\n'), ok(psql_rows(ARCHIVER))],
-    [fails(127, b'sh: pgbackrest: not found\n'), ok(psql_rows(ARCHIVER))],
+    [ok('version.out'), ok('info-unreachable.json'), ok(psql_rows(ARCHIVER)), ok('archive-queue.csv'),
+     ok('df-pg-wal.out')],
+    [ok('version.out'), fails(49, b'ERROR: [049]: unable to get address\n'), ok(psql_rows(ARCHIVER)),
+     ok('archive-queue.csv'), ok('df-pg-wal.out')],
+    [fails(127, b'sh: pgbackrest: not found\n'), ok(psql_rows(ARCHIVER)), ok('archive-queue.csv'), ok('df-pg-wal.out')],
 ], ids=['unreachable', 'info-fails', 'no-pgbackrest'])
 def test_metrics_of_an_unreadable_repository(settings, commands, capsys, answers):
     commands.expect(*answers)
@@ -174,7 +171,7 @@ def test_metrics_while_postgresql_is_down(settings, commands, capsys):
     assert _jobs.Job(settings).metrics() == 0
     found = samples(settings, 'status')
     assert (sample(found, 'pgbackrest_exporter_status'), sample(found, 'pgbackrest_postgresql_up')) == (1, 0)
-    assert 'PostgreSQL cannot be asked for pg_stat_archiver' in capsys.readouterr().err
+    assert 'PostgreSQL cannot be asked about WAL archiving' in capsys.readouterr().err
 
 
 def test_metrics_when_the_container_is_gone(settings, commands, docker, capsys):
@@ -187,6 +184,33 @@ def test_metrics_when_the_container_is_gone(settings, commands, docker, capsys):
     assert _jobs.Job(settings).metrics() == 0
     assert sample(samples(settings, 'status'), 'pgbackrest_exporter_status') == 0
     assert "chronos-v2: Container 'chronos-db' does not exist on this Docker host" in capsys.readouterr().err
+
+
+INSTALLED = [dict(path=WRAPPER, content='#!/usr/bin/env bash\necho backup\n', uid=0, gid=0, mode='0755'),
+             dict(path='/etc/pgbackrest/repo1-ca.crt', content='-----BEGIN CERTIFICATE-----\n', uid=0, gid=999,
+                  mode='0644')]
+
+
+def test_a_recreated_container_gets_back_what_the_collection_put_in_it(settings, commands, docker, capsys):
+    """docker compose pull && up -d: the same image, volume and mounts, and none of what was copied into the old
+    container. The next job puts the wrapper and the CA file back before it runs anything, and says so."""
+    container = docker.add_container(env=['PGDATA=/var/lib/postgresql/data'])
+    settings.update(container='chronos-db', installed=INSTALLED)
+    commands.expect(ok(b'backed up\n'), *status_refresh())
+    assert _jobs.Job(settings).backup('diff') == 0
+    assert container.files[WRAPPER] == (b'#!/usr/bin/env bash\necho backup\n', 0, 0, 0o755)
+    assert container.files['/etc/pgbackrest/repo1-ca.crt'] == (b'-----BEGIN CERTIFICATE-----\n', 0, 999, 0o644)
+    # Put back before the backup ran: the wrapper's exec came after the archive API's writes.
+    assert docker.events[:2] == [('put_archive', 'chronos-db', WRAPPER),
+                                 ('put_archive', 'chronos-db', '/etc/pgbackrest/repo1-ca.crt')]
+    out = capsys.readouterr().out
+    assert ("chronos-v2: put back %s on container 'chronos-db': it was missing or changed (was the container "
+            "recreated?)" % WRAPPER) in out
+    # Once back, nothing more is written.
+    commands.expect(*status_refresh())
+    assert _jobs.Job(settings).metrics() == 0
+    assert [event for event in docker.events if event[0] == 'put_archive'] == docker.events[:2]
+    assert 'put back' not in capsys.readouterr().out
 
 
 # --- drill ----------------------------------------------------------------------------------------------
@@ -269,7 +293,8 @@ def test_verify_finds_invalid_files(settings, commands, capsys):
     answer = holding_the_lock(ok(VERIFY_ERRORS))
     commands.expect(answer)
     assert _jobs.Job(settings).verify() == 1
-    assert commands.calls[0]['argv'] == PREFIX + ['--output=text', '--verbose', 'verify']
+    assert commands.calls[0]['argv'] == PREFIX[:2] + ['--config=%s' % settings['config']] + PREFIX[2:] + [
+        '--output=text', '--verbose', 'verify']
     assert commands.calls[0]['user'] == 'postgres'
     assert answer.seen[0].startswith('pgbackrest verify pid ')
     assert StanzaLock('chronos-v2', 'progress').holder() == ''

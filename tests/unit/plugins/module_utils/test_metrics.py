@@ -252,3 +252,41 @@ def test_without_prometheus_client(monkeypatch):
     monkeypatch.setitem(sys.modules, 'prometheus_client', None)
     with pytest.raises(ChronosError, match='install python3-prometheus-client'):
         _metrics.require_client()
+
+
+# --- the backlog in pg_wal --------------------------------------------------------------------------------------
+
+QUEUE = dict(ready_segments=3, ready_bytes=3 * 16777216, oldest_ready=NOW - 420, segment_size=16777216,
+             pg_wal='/var/lib/postgresql/data/pg_wal')
+
+
+def test_the_backlog_and_the_disk_that_holds_it(tmp_path):
+    _metrics.write_status(str(tmp_path), STANZA, stanza_of('info-full-diff-incr.json'), ARCHIVER, '2.45', now=NOW,
+                          queue=QUEUE, wal=dict(filesystem=(1000 * 2 ** 20, 400 * 2 ** 20), queue_max=250 * 2 ** 20,
+                                                missing=2))
+    found = families(str(tmp_path / ('pgbackrest_%s_status.prom' % STANZA)))
+    assert value(found, 'pgbackrest_archive_ready_segments', stanza=STANZA) == 3
+    assert value(found, 'pgbackrest_archive_ready_bytes', stanza=STANZA) == 3 * 16777216
+    assert value(found, 'pgbackrest_archive_ready_oldest_age_seconds', stanza=STANZA) == 420
+    assert value(found, 'pgbackrest_wal_filesystem_size_bytes', stanza=STANZA) == 1000 * 2 ** 20
+    assert value(found, 'pgbackrest_wal_filesystem_avail_bytes', stanza=STANZA) == 400 * 2 ** 20
+    assert value(found, 'pgbackrest_archive_push_queue_max_bytes', stanza=STANZA) == 250 * 2 ** 20
+    assert value(found, 'pgbackrest_archive_missing_segments', stanza=STANZA) == 2
+    assert found['pgbackrest_archive_ready_segments'][0] == 'gauge'
+
+
+def test_nothing_waits(tmp_path):
+    _metrics.write_status(str(tmp_path), STANZA, None, ARCHIVER, '2.45', now=NOW,
+                          queue=dict(QUEUE, ready_segments=0, ready_bytes=0, oldest_ready=None), wal={})
+    found = families(str(tmp_path / ('pgbackrest_%s_status.prom' % STANZA)))
+    assert value(found, 'pgbackrest_archive_ready_oldest_age_seconds', stanza=STANZA) == 0
+    # What was not read is left out, not written as 0: no alert reads a made-up value.
+    for name in ('pgbackrest_wal_filesystem_avail_bytes', 'pgbackrest_archive_push_queue_max_bytes',
+                 'pgbackrest_archive_missing_segments'):
+        assert name not in found
+
+
+def test_no_backlog_metrics_without_postgresql(tmp_path):
+    found = status_file(tmp_path, stanza_of('info-full-diff-incr.json'), None)
+    assert 'pgbackrest_archive_ready_segments' not in found
+    assert value(found, 'pgbackrest_postgresql_up', stanza=STANZA) == 0

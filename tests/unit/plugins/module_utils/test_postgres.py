@@ -16,7 +16,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _postgre
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import utc
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
 
-from ansible_collections.chronos.pgbackrest.tests.unit.harness import BIN, FIXTURES, fails, ok, psql_rows
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import BIN, FIXTURES, fails, fixture_bytes, ok, psql_rows
 
 LAB_SYSID = 7711665496204834485
 OLD_LAB_SYSID = 7711661904765073182
@@ -575,3 +575,32 @@ def test_read_archiver_when_postgresql_is_down(host, commands):
     with pytest.raises(ChronosError) as raised:
         pg.read_archiver(host)
     assert raised.value.msg.startswith('Unable to read pg_stat_archiver: psql on this host exited 2: psql: error: ')
+
+
+# --- the archive queue ------------------------------------------------------------------------------------------
+
+def test_read_archive_queue_while_the_repository_is_away(host, commands):
+    commands.expect(ok('archive-queue.csv'))
+    assert pg.read_archive_queue(host) == dict(ready_segments=3, ready_bytes=3 * 16777216, oldest_ready=1796295504,
+                                               segment_size=16777216, pg_wal='/var/lib/postgresql/data/pg_wal')
+    assert 'pg_ls_archive_statusdir()' in commands.calls[0]['stdin']
+
+
+def test_read_archive_queue_when_nothing_waits(host, commands):
+    commands.expect(ok(psql_rows(('0', '0', '16777216', '/var/lib/postgresql/15/main'))))
+    queue = pg.read_archive_queue(host)
+    assert (queue['ready_segments'], queue['ready_bytes'], queue['oldest_ready']) == (0, 0, None)
+
+
+def test_postmaster_pid(tmp_path, host):
+    (tmp_path / 'postmaster.pid').write_bytes(fixture_bytes('datadir-main.postmaster.pid'))
+    assert pg.postmaster_pid(host, str(tmp_path)) == 5348
+    (tmp_path / 'postmaster.pid').write_bytes(b'1\n/var/lib/postgresql/data\n')
+    assert pg.postmaster_pid(host, str(tmp_path)) == 1
+
+
+@pytest.mark.parametrize('content', [None, b'', b'not a number\n'])
+def test_postmaster_pid_unreadable(tmp_path, host, content):
+    if content is not None:
+        (tmp_path / 'postmaster.pid').write_bytes(content)
+    assert pg.postmaster_pid(host, str(tmp_path)) is None

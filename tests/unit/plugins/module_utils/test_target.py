@@ -628,3 +628,37 @@ def test_an_unreadable_file_is_an_error(tmp_path):
     (tmp_path / 'a-directory').mkdir()
     with pytest.raises((IOError, OSError)):
         _target.write_local_file(str(tmp_path / 'a-directory'), b'x', UID, GID, 0o600)
+
+
+# --- df ---------------------------------------------------------------------------------------------------------
+
+def test_filesystem_runs_df_where_postgresql_is(host, commands):
+    commands.expect(ok('df-pg-wal.out'))
+    assert host.filesystem('/var/lib/postgresql/data/pg_wal') == (264212084 * 1024, 79455016 * 1024)
+    assert commands.calls[0]['argv'] == ['df', '-Pk', '/var/lib/postgresql/data/pg_wal']
+    assert commands.calls[0]['user'] == 'postgres'
+
+
+@pytest.mark.parametrize('text, expected', [
+    # A mount point with a space, and BusyBox's header.
+    (b'Filesystem 1024-blocks Used Available Capacity Mounted on\n/dev/sdb1 1000 200 800 20% /mnt/wal disk\n',
+     (1024000, 819200)),
+    (b'Filesystem           1024-blocks    Used Available Capacity Mounted on\noverlay 2000 0 2000 0% /\n',
+     (2048000, 2048000)),
+])
+def test_parse_df(text, expected):
+    assert _target.parse_df(text.decode()) == expected
+
+
+@pytest.mark.parametrize('text', ['', 'Filesystem 1024-blocks Used Available Capacity Mounted on\n', 'df: oops\n'])
+def test_parse_df_refuses_what_it_cannot_read(text):
+    with pytest.raises(ChronosError, match='Unable to read the free space'):
+        _target.parse_df(text)
+
+
+def test_filesystem_when_df_fails(host, commands):
+    commands.expect(fails(1, b"df: /nowhere: No such file or directory\n"))
+    with pytest.raises(ChronosError) as raised:
+        host.filesystem('/nowhere')
+    assert raised.value.msg == ("Unable to read the free space of /nowhere on this host: df exited 1: df: /nowhere: No "
+                                "such file or directory")

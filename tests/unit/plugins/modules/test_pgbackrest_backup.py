@@ -19,7 +19,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import 
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_backup
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
-    PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows)
+    PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows, status_refresh)
 
 D1 = '20261124-092311F_20261124-092341D'
 D1_STOP = 1795512223
@@ -250,10 +250,9 @@ def test_metrics_after_the_backup(run_module, tmp_path):
     archiver = ('120', '0', '00000001000000000000000D', '', '1795512287', '0', 'on', 'x')
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='diff', metrics_dir=metrics), [
         ok('info-full-diff-incr.json'), ok(),
-        ok('version.out'), ok('info-after-diff.json'), ok(psql_rows(archiver)),     # the status metrics
-        ok('info-after-diff.json')])
+        *(status_refresh('info-after-diff.json', archiver=archiver) + [ok('info-after-diff.json')])])
     assert not run.failed, run.msg
-    assert run.commands == ['info', 'backup', 'version', 'info', 'psql', 'info']
+    assert run.commands == ['info', 'backup', 'version', 'info', 'psql', 'psql', 'df', 'repo-ls', 'repo-ls', 'info']
     assert _metrics.read_runs(metrics, 'chronos-v2')['diff']['exit_code'] == 0
     status = _metrics.read_samples(_metrics.file_path(metrics, 'chronos-v2', 'status'))
     assert status[('pgbackrest_exporter_status', frozenset({'stanza': 'chronos-v2'}.items()))] == 1

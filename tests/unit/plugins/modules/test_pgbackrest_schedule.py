@@ -18,7 +18,7 @@ import pytest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _target
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_schedule as schedule
 
-from ansible_collections.chronos.pgbackrest.tests.unit.harness import REPO, SECRETS
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import REPO, SECRETS, ok
 
 PARAMS = dict(hour=2, minute=0, full_weekday=0, metrics_every=5, metrics_dir='/var/lib/prometheus/node-exporter',
               cron_log='/var/log/chronos-backup-cron.log', verify={}, drill={})
@@ -104,7 +104,7 @@ def test_check_schedule_accepts(changes):
 def test_library_files_are_the_module_utils_sources():
     files = schedule.library_files()
     package = os.path.join(schedule.LIBRARY, 'ansible_collections', 'chronos', 'pgbackrest', 'plugins', 'module_utils')
-    for module in ('_container', '_drill', '_jobs', '_lock', '_metrics', '_pgbackrest', '_places', '_postgres',
+    for module in ('_archiving', '_container', '_drill', '_jobs', '_lock', '_metrics', '_pgbackrest', '_places', '_postgres',
                    '_restore', '_target'):
         with open(os.path.join(REPO, 'plugins', 'module_utils', module + '.py'), 'rb') as handle:
             assert files.pop(os.path.join(package, module + '.py')) == handle.read(), module
@@ -171,7 +171,7 @@ def root(tmp_path, monkeypatch):
         def unlink(self, path):
             os.unlink(rooted(path))
     monkeypatch.setattr(schedule, 'os', Os())
-    # The first status file is written through refresh_status (its own tests are in test_jobs.py): record the calls.
+    # The first status file is written through _metrics.refresh (its own tests are in test_jobs.py): record the calls.
     refreshed = []
 
     def refresh(target, pgbackrest, directory):
@@ -179,7 +179,7 @@ def root(tmp_path, monkeypatch):
         os.makedirs(directory, exist_ok=True)
         open(schedule._metrics.file_path(directory, pgbackrest.stanza, 'status'), 'w').close()
         return []
-    monkeypatch.setattr(schedule._jobs, 'refresh_status', refresh)
+    monkeypatch.setattr(schedule._metrics, 'refresh', refresh)
     monkeypatch.setattr(schedule, 'REFRESHED', refreshed, raising=False)
     if os.geteuid() != 0:
         monkeypatch.setattr(os, 'chown', lambda *args: None)
@@ -289,3 +289,18 @@ def test_the_wrapper_goes_into_the_container(run_module, root, tmp_path, docker,
     assert os.path.exists(os.path.join(root, 'usr/local/bin/chronos-pgbackrest'))
     with open(os.path.join(settings_dir, 'chronos-v2.json')) as handle:
         assert json.load(handle)['container'] == 'chronos-db'
+
+
+def test_the_settings_list_what_the_jobs_put_back_on_the_target(run_module, root, tmp_path, docker, settings_dir):
+    container = docker.add_container()
+    run = run_module(schedule, args(tmp_path, container='chronos-db', wrapper_path='/usr/local/bin/pgbackrest-backup.sh',
+                                    ca_cert='-----BEGIN CERTIFICATE-----\nlab\n', ca_path='/etc/pgbackrest/repo1-ca.crt'),
+                     [ok(b'999\n'), ok(b'999\n')])
+    assert not run.failed, run.msg
+    with open(os.path.join(settings_dir, 'chronos-v2.json')) as handle:
+        installed = json.load(handle)['installed']
+    assert installed == [
+        dict(path='/usr/local/bin/pgbackrest-backup.sh', content='#!/bin/sh\nexec true\n', uid=0, gid=0, mode='0755'),
+        dict(path='/etc/pgbackrest/repo1-ca.crt', content='-----BEGIN CERTIFICATE-----\nlab\n', uid=0, gid=999,
+             mode='0644')]
+    assert container.files['/usr/local/bin/pgbackrest-backup.sh'][0] == b'#!/bin/sh\nexec true\n'

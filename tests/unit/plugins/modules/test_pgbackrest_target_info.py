@@ -14,7 +14,7 @@ import pytest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import HostTarget
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_target_info
 
-from ansible_collections.chronos.pgbackrest.tests.unit.harness import fails, ok, psql_rows
+from ansible_collections.chronos.pgbackrest.tests.unit.harness import fails, fixture_bytes, ok, psql_rows
 
 DATA = '/var/lib/postgresql/15/main'
 SERVER = ok(psql_rows((DATA, '150018', 't')))
@@ -23,22 +23,43 @@ SUPPORTED = fails(37, b'')                     # past compress-type: pg1-path mi
 CONFIG = '/etc/pgbackrest/pgbackrest.conf'
 
 
+DF = ok('df-pg-wal.out')
+# The captured df: a 264212084 KiB filesystem, of which archive-push-queue-max is a quarter, in whole MiB.
+QUEUE_MAX = 264212084 * 1024 // 4 // 2 ** 20 * 2 ** 20
+OFFICIAL_PID = b'1\n/var/lib/postgresql/data\n1795513991\n5432\n/var/run/postgresql\n*\n'
+
+
 @pytest.fixture(autouse=True)
 def postgres_user(monkeypatch):
     monkeypatch.setattr(HostTarget, 'user_ids', lambda self, user: (101, 104))
 
 
+@pytest.fixture(autouse=True)
+def postmaster_pid_file(monkeypatch):
+    """On a host, the captured postmaster.pid of the lab's database host (PostgreSQL is not PID 1 there)."""
+    real = HostTarget.read_file
+
+    def read_file(self, path):
+        return fixture_bytes('datadir-main.postmaster.pid') if path == DATA + '/postmaster.pid' else real(self, path)
+    monkeypatch.setattr(HostTarget, 'read_file', read_file)
+
+
 def host_answers(version=b'pgBackRest 2.45\n', probes=(SUPPORTED, SUPPORTED, SUPPORTED)):
-    return [ok(), SERVER, ok(version)] + list(probes)
+    return [ok(), SERVER, ok(version), DF] + list(probes)
 
 
 def test_host_facts(run_module):
     run = run_module(pgbackrest_target_info, dict(pg_path=DATA + '/', pg_version='15'), host_answers(), check_mode=True)
     assert not run.failed, run.msg
     assert run.result['changed'] is False
-    assert run.commands == ['pg_isready', 'psql', 'version', 'backup', 'backup', 'backup']
+    assert run.commands == ['pg_isready', 'psql', 'version', 'df', 'backup', 'backup', 'backup']
     target = dict(run.result['target'])
     assert target.pop('process_max') >= 1
+    assert target.pop('archive') == {
+        'async': True, 'postmaster_pid': 5348, 'queue_max': QUEUE_MAX, 'wal_filesystem_size': 264212084 * 1024,
+        'async_reason': "PostgreSQL is not PID 1 of this host (it is 5348): the process asynchronous archive-push "
+                        "detaches is reaped by PID 1, not by PostgreSQL",
+        'queue_max_reason': 'a quarter of the 252 GiB filesystem that holds pg_wal'}
     assert target == dict(kind='host', name='this host', pg_path=DATA, pg_version='15', superuser='postgres',
                           os_user='postgres', uid=101, gid=104, pgbackrest_version='2.45',
                           compress_types=['zst', 'lz4', 'gz'], block_incremental=False, config_mount='host',
@@ -48,7 +69,7 @@ def test_host_facts(run_module):
 def test_compress_types_probe(run_module):
     run = run_module(pgbackrest_target_info, {}, host_answers(probes=(UNSUPPORTED, SUPPORTED, SUPPORTED)))
     assert run.result['target']['compress_types'] == ['lz4', 'gz']
-    probes = [call['argv'] for call in run.calls[3:]]
+    probes = [call['argv'] for call in run.calls[4:]]
     assert probes == [['pgbackrest', '--stanza=probe', '--compress-type=%s' % kind, '--log-level-console=error',
                        '--log-level-file=off', '--log-level-stderr=off', 'backup'] for kind in ('zst', 'lz4', 'gz')]
 
@@ -62,7 +83,7 @@ def test_block_incremental_from_246(run_module, version, block):
 
 def test_binary_option(run_module):
     run = run_module(pgbackrest_target_info, dict(binary='/opt/pgbackrest/bin/pgbackrest'), host_answers())
-    assert [call['argv'][0] for call in run.calls[2:]] == ['/opt/pgbackrest/bin/pgbackrest'] * 4
+    assert [call['argv'][0] for call in run.calls[2:] if call['argv'][0] != 'df'] == ['/opt/pgbackrest/bin/pgbackrest'] * 4
 
 
 REFUSALS = [
@@ -109,7 +130,12 @@ def test_another_connection_error_is_passed_on(run_module):
 
 def container_answers(probes=(SUPPORTED, UNSUPPORTED, SUPPORTED)):
     return [ok(), ok(psql_rows(('/var/lib/postgresql/data', '170002', 't'))), ok(b'pgBackRest 2.55.1\n'),
-            ok(b'999\n'), ok(b'999\n')] + list(probes)
+            ok(b'999\n'), ok(b'999\n'), DF] + list(probes)
+
+
+def official(**settings):
+    """The official image's PostgreSQL, PID 1 of its container (postmaster.pid says so)."""
+    return dict(settings, files={'/var/lib/postgresql/data/postmaster.pid': (OFFICIAL_PID, 999, 999, 0o600)})
 
 
 @pytest.fixture
@@ -125,11 +151,15 @@ def bind(source, destination):
 
 
 def test_container_facts_with_the_configuration_mounted_alone(run_module, docker, conf):
-    docker.add_container(env=['POSTGRES_USER=chronos', 'PGDATA=/var/lib/postgresql/data'],
-                         mounts=[bind(conf, CONFIG)])
+    docker.add_container(**official(env=['POSTGRES_USER=chronos', 'PGDATA=/var/lib/postgresql/data'],
+                                    mounts=[bind(conf, CONFIG)]))
     run = run_module(pgbackrest_target_info, dict(container='chronos-db'), container_answers())
     assert not run.failed, run.msg
     target = run.result['target']
+    assert (target['archive']['postmaster_pid'], target['archive']['async']) == (1, False)
+    assert target['archive']['async_reason'] == (
+        "PostgreSQL is PID 1 of container 'chronos-db': the process asynchronous archive-push detaches would be reaped "
+        "by PostgreSQL, which takes its failure for a crash and restarts")
     assert (target['kind'], target['name'], target['pg_version'], target['superuser'], target['uid'], target['gid']) == (
         'container', "container 'chronos-db'", '17', 'chronos', 999, 999)
     assert (target['config_mount'], target['config_host_path']) == ('file', str(conf))
@@ -201,3 +231,36 @@ def test_container_configuration_on_another_host(run_module, docker, tmp_path):
     run = run_module(pgbackrest_target_info, dict(container='chronos-db'), container_answers()[:5])
     assert run.failed
     assert "is not on this host's disk" in run.msg and 'another Docker host' in run.msg
+
+
+@pytest.mark.parametrize('requested', ['true', 'True', 'yes'])
+def test_asynchronous_archiving_is_refused_where_postgresql_is_pid_1(run_module, docker, conf, requested):
+    docker.add_container(**official(mounts=[bind(conf, CONFIG)]))
+    run = run_module(pgbackrest_target_info, dict(container='chronos-db', archive_async=requested),
+                     container_answers()[:5])
+    assert run.failed
+    assert run.msg.startswith("Asynchronous WAL archiving is refused on container 'chronos-db': PostgreSQL is PID 1 "
+                              "there")
+    assert 'docker run --init, or init: true in compose' in run.msg and run.msg.endswith('Nothing was changed.')
+
+
+def test_asynchronous_archiving_where_an_init_reaps_orphans(run_module, docker, conf):
+    """docker run --init: PID 1 is docker-init, PostgreSQL a child of it."""
+    docker.add_container(mounts=[bind(conf, CONFIG)], files={
+        '/var/lib/postgresql/data/postmaster.pid': (OFFICIAL_PID.replace(b'1\n', b'7\n', 1), 999, 999, 0o600)})
+    run = run_module(pgbackrest_target_info, dict(container='chronos-db'), container_answers())
+    assert (run.result['target']['archive']['async'], run.result['target']['archive']['postmaster_pid']) == (True, 7)
+
+
+@pytest.mark.parametrize('requested, size', [('0', 0), ('', 0), ('4GiB', 4 * 2 ** 30), ('512MB', 512 * 2 ** 20),
+                                             ('1048576', 2 ** 20), ('auto', QUEUE_MAX)])
+def test_the_archive_queue_limit(run_module, requested, size):
+    run = run_module(pgbackrest_target_info, dict(archive_push_queue_max=requested), host_answers())
+    assert run.result['target']['archive']['queue_max'] == size
+
+
+def test_a_malformed_archive_queue_limit_is_refused(run_module):
+    run = run_module(pgbackrest_target_info, dict(archive_push_queue_max='lots'), host_answers()[:4])
+    assert run.failed
+    assert run.msg == ("Invalid archive push queue max: 'lots' is not a size: write it like 4GiB, 512MB or a number of "
+                       "bytes. Nothing was changed.")

@@ -24,7 +24,7 @@ LAB_S3_HOST=s3.chronos.lab
 log() { printf '==> %s\n' "$*"; }
 
 packages() {
-  local wanted=(docker.io debootstrap rsync openssl make git shellcheck)
+  local wanted=(docker.io debootstrap rsync openssl make git shellcheck faketime)
   local missing=()
   for pkg in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed' || missing+=("$pkg")

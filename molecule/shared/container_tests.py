@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from scenario import (CONFIG, CRON_LOG, DB_CONTAINER, METRICS_DIR, PROJECT, RELEASE_INDEPENDENT, STANZA, assert_no_trace, cron_lines,
-                      docker, docker_output, guide_commands, info, labels, module, pgbackrest_version, psql, run_as_cron,
-                      run_playbook, secrets, wait_until_ready)
+from scenario import (CONFIG, CRON_LOG, DB_CONTAINER, METRICS_DIR, NETWORK, PROJECT, RELEASE_INDEPENDENT, SCENARIO, STANZA,
+                      assert_no_trace, cron_lines, docker, docker_output, guide_commands, info, labels, module,
+                      pgbackrest_version, psql, run_as_cron, run_playbook, secrets, wait_until_ready)
 
 HOST_CONFIG = os.path.join(PROJECT, ".build", "lab", DB_CONTAINER, "pgbackrest.conf")
 GUIDE_SECTIONS = ("Backup Automation", "Manual Backup", "Checking Backup Status", "Monitoring and Alerts",
@@ -203,3 +203,13 @@ def check_no_secret_in_created_containers(watcher):
     for inspected in watcher.seen[DB_CONTAINER]:
         for secret in secrets()[:3]:
             assert secret not in inspected
+
+
+def recreate_container():
+    """`docker compose pull && docker compose up -d`: the container removed and created again from its image, with the
+    same volume, mounts and restart policy (scripts/lab.sh up, as molecule's create.yml runs it)."""
+    docker("rm", "-f", DB_CONTAINER)
+    environment = dict(os.environ, CHRONOS_LAB_DB=DB_CONTAINER, CHRONOS_LAB_S3="chronos-s3-%s" % SCENARIO,
+                       CHRONOS_LAB_NETWORK=NETWORK)
+    subprocess.run([os.path.join(PROJECT, "scripts", "lab.sh"), "up", SCENARIO], env=environment, check=True,
+                   stdout=subprocess.DEVNULL)

@@ -159,6 +159,11 @@ def labels():
     return [backup["label"] for backup in info()["backups"]]
 
 
+def s3_lab(*args):
+    """Make the scenario's S3 endpoint slow or broken, or well again (lab/images/s3/s3-lab): s3_lab("error")."""
+    docker("exec", S3_HOST, "s3-lab", *args)
+
+
 def docker(*args):
     subprocess.run(["docker"] + list(args), check=True, stdout=subprocess.DEVNULL)
 
@@ -197,24 +202,24 @@ def now_target(db):
     return psql(db, "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'")
 
 
-def cron_lines(managed_host):
+def cron_lines(managed_host, stanza=STANZA):
     """The cron file's job lines, split as cron does: five time fields, the user, the command."""
-    lines = managed_host.file(CRON_FILE).content_string.splitlines()
+    lines = managed_host.file("/etc/cron.d/pgbackrest-%s" % stanza.replace(".", "_")).content_string.splitlines()
     return [line.split(None, 6) for line in lines if re.match(r"^[0-9*]", line)]
 
 
-def cron_command(managed_host, job):
+def cron_command(managed_host, job, stanza=STANZA):
     """The command of the cron line that runs `chronos-pgbackrest ... <job>`, e.g. 'metrics' or 'backup diff'."""
-    for fields in cron_lines(managed_host):
+    for fields in cron_lines(managed_host, stanza):
         if re.search(r" %s( |$)" % re.escape(job), fields[6]):
             return fields[6]
-    raise AssertionError("no cron line runs '%s' in %s" % (job, CRON_FILE))
+    raise AssertionError("no cron line runs '%s' for stanza %s" % (job, stanza))
 
 
-def run_as_cron(managed_host, job, environment=None, faketime=None):
+def run_as_cron(managed_host, job, environment=None, faketime=None, stanza=STANZA):
     """Run the cron line of a job as cron runs it: /bin/sh -c with an empty environment and PATH=/usr/bin:/bin (plus
     environment), at the time faketime gives (e.g. '26 hours' from now) when set."""
-    command = cron_command(managed_host, job)
+    command = cron_command(managed_host, job, stanza)
     if faketime:
         command = "faketime %s %s" % (shlex.quote(faketime), command)
     variables = ["PATH=/usr/bin:/bin", "HOME=/root", "SHELL=/bin/sh", "LOGNAME=root"]

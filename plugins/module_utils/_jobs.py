@@ -30,7 +30,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import D
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest, parse_error, parse_verify
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
-    SETTINGS_DIRECTORY, ChronosError, make_target, settings_path)
+    SETTINGS_DIRECTORY, ChronosError, make_target, put_back, settings_path)
 
 # Exit codes: the wrapper's (pgBackRest's error code on failure), and these.
 EXIT_USAGE = 2
@@ -76,15 +76,13 @@ class Job(object):
         """Put back what the collection placed on the target (the wrapper, the repository's CA file) where it is
         missing or changed: a container recreated from its image has lost what was copied into it, and backups and
         archiving would fail until site.yml ran again."""
-        for item in self.settings.get('installed') or []:
-            try:
-                if self.target.write_file(item['path'], item['content'].encode('utf-8'), item['uid'], item['gid'],
-                                          int(item['mode'], 8)):
-                    say(self.stanza, 'put back %s on %s: it was missing or changed (was the container recreated?)'
-                        % (item['path'], self.target.describe()))
-            except (ChronosError, IOError, OSError) as exc:
-                say(self.stanza, 'cannot put back %s on %s: %s' % (
-                    item['path'], self.target.describe(), getattr(exc, 'msg', exc)), sys.stderr)
+        try:
+            for path in put_back(self.target, self.settings.get('installed')):
+                say(self.stanza, 'put back %s on %s: it was missing or changed (was the container recreated?)'
+                    % (path, self.target.describe()))
+        except (ChronosError, IOError, OSError) as exc:
+            say(self.stanza, 'cannot put back what the collection installed on %s: %s' % (
+                self.target.describe(), getattr(exc, 'msg', exc)), sys.stderr)
 
     def backup(self, backup_type=None):
         if not backup_type:
@@ -139,6 +137,7 @@ class Job(object):
         drill_settings = dict(self.settings.get('drill') or {}, target=target_time)
         start = time.time()
         try:
+            self.put_back()
             result = Drill(self.target, self.pgbackrest, self.settings['pg_path'], Settings(**drill_settings)).run()
         except StanzaLock.Busy as exc:
             say(self.stanza, 'not starting the restore drill: %s' % exc.msg, sys.stderr)
@@ -164,6 +163,7 @@ class Job(object):
             return EXIT_BUSY
         start = time.time()
         try:
+            self.put_back()
             # --verbose: without it pgBackRest prints nothing when all is well, and only the non-zero counts.
             done = self.pgbackrest.execute('verify', '--output=text', '--verbose')
             report = parse_verify(done.stdout)

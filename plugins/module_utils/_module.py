@@ -8,13 +8,13 @@ a ChronosError into fail_json, always with executed_commands."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
 import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, make_target, settings_path
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
+    ChronosError, make_target, put_back, recorded_settings, settings_path)
 
 
 def common_argument_spec():
@@ -43,11 +43,7 @@ def resolve_pg_path(params, target):
         return params['pg_path']
     if getattr(target, 'pgdata', None):
         return target.pgdata
-    try:
-        with open(settings_path(params['stanza'])) as handle:
-            recorded = json.load(handle).get('pg_path')
-    except (IOError, OSError, ValueError):
-        recorded = None
+    recorded = recorded_settings(params['stanza']).get('pg_path')
     if not recorded:
         raise ChronosError('pg_path is required: the data directory (site.yml has not recorded one for stanza %s in %s). '
                            'Nothing was changed.' % (params['stanza'], settings_path(params['stanza'])))
@@ -67,7 +63,11 @@ class ModuleRun(object):
             run.exit(changed=False, stanza=stanza)
     """
 
-    def __init__(self, argument_spec=None, **kwargs):
+    def __init__(self, argument_spec=None, puts_back=False, **kwargs):
+        """puts_back: a module that acts on the target first puts back what the collection placed there and a
+        recreated container lost (put_back); read-only modules write nothing."""
+        self.puts_back = puts_back
+        self.put_back = []
         spec = common_argument_spec()
         spec.update(argument_spec or {})
         self.module = AnsibleModule(argument_spec=spec, **kwargs)
@@ -84,6 +84,11 @@ class ModuleRun(object):
             self.module.fail_json(msg=exc.msg, executed_commands=[], **exc.extra)
         self.pgbackrest = PgBackRest(self.target, self.params['stanza'], config=self.params.get('config'),
                                      binary=self.params.get('binary'), secrets=secrets(self.params))
+        if self.puts_back and not self.check_mode:
+            try:
+                self.put_back = put_back(self.target, recorded_settings(self.params['stanza']).get('installed'))
+            except ChronosError as exc:
+                self.fail(exc.msg, **exc.extra)
         return self
 
     def __exit__(self, kind, exc, trace):
@@ -103,6 +108,9 @@ class ModuleRun(object):
 
     def exit(self, **result):
         self._ended = True
+        if self.put_back:
+            result['put_back'] = self.put_back
+            result['changed'] = True
         self.module.exit_json(executed_commands=self.executed_commands, **result)
 
     def fail(self, msg, **extra):

@@ -12,6 +12,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import json
+import os
 import re
 import time
 from datetime import datetime, timezone
@@ -52,6 +53,10 @@ ERROR_PARTS = {
     'database': (frozenset([38, 56, 57, 80, 81]),
                  'PostgreSQL could not be reached as configured by pg1-path, pg1-port and pg1-socket-path: '
                  'check that it is running.'),
+    'ca_file': (frozenset(),
+                'The CA file pgbackrest.conf names (repo1-storage-ca-file) cannot be read where pgBackRest runs: in a '
+                'container recreated from its image it is gone with the old container - the next scheduled job, or a '
+                'module that acts, puts it back; site.yml does too.'),
     'lock': (frozenset([50]),
              'Another pgBackRest command holds the stanza lock: wait for it to finish and run again '
              '(pgbackrest_backup can wait: wait_for_lock=true).'),
@@ -189,6 +194,8 @@ def parse_info(text):
 _REPO_MESSAGE_PARTS = (
     (('HostConnectError', 'ProtocolError', 'ServiceError', 'AccessError', 'HTTP request failed'), 'repository'),
     (('FormatError', 'CryptoError'), 'encryption'),
+    # Checked last, it wins: a missing CA file is a CryptoError too.
+    (('CA certificate location',), 'ca_file'),
 )
 
 
@@ -304,8 +311,11 @@ class PgBackRest(object):
         return argv
 
     def execute(self, command, *options):
-        """Run one pgbackrest command; returns Completed, whatever its exit code."""
-        return self.target.run(self.command(command, *options), env=self.environment)
+        """Run one pgbackrest command; returns Completed, whatever its exit code. pgBackRest options set in this
+        process's environment (PGBACKREST_IO_TIMEOUT, say) reach it too, in a container as on a host."""
+        environment = dict((name, value) for name, value in os.environ.items() if name.startswith('PGBACKREST_'))
+        environment.update(self.environment)
+        return self.target.run(self.command(command, *options), env=environment)
 
     def run(self, command, *options, **kwargs):
         """Run one pgbackrest command; raise PgBackRestError when it fails. `attempt` is a sentence fragment

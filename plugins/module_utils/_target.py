@@ -19,6 +19,7 @@ import csv
 import errno
 import glob
 import io
+import json
 import os
 import pwd
 import re
@@ -303,6 +304,28 @@ class HostTarget(Target):
             raise ChronosError("There is no user '%s' on this host: set the PostgreSQL operating-system user "
                                "(pgbackrest_user)." % user)
         return entry.pw_uid, entry.pw_gid
+
+
+def put_back(target, installed, check_mode=False):
+    """Put back on the target what the collection placed there and recorded in the stanza's settings (the backup
+    wrapper, the repository's CA file: [{path, content, uid, gid, mode}]) where it is missing or changed: a container
+    recreated from its image has lost what was copied into it. Returns the paths put back (or, in check mode, that
+    would be)."""
+    done = []
+    for item in installed or []:
+        if target.write_file(item['path'], item['content'].encode('utf-8'), item['uid'], item['gid'],
+                             int(item['mode'], 8), check_mode):
+            done.append(item['path'])
+    return done
+
+
+def recorded_settings(stanza):
+    """What site.yml recorded for the stanza (pgbackrest_schedule), or {} when nothing was."""
+    try:
+        with open(settings_path(stanza)) as handle:
+            return json.load(handle)
+    except (IOError, OSError, ValueError):
+        return {}
 
 
 def make_target(settings):

@@ -88,6 +88,12 @@ checked:
   description: Whether pgbackrest check ran (and passed).
   returned: always
   type: bool
+put_back:
+  description: Files the collection placed on the target and found missing or changed there - a container recreated
+    from its image loses what was copied into it - put back before anything else ran (C(changed) is then true).
+  returned: when something was put back
+  type: list
+  elements: str
 executed_commands:
   description: Commands run, or in check mode the ones that would run.
   returned: always
@@ -108,7 +114,7 @@ def main():
         restart=dict(type='bool', default=True),
         check=dict(type='str', choices=['changed', 'always', 'never'], default='changed'),
         pg_path=dict(type='path'),
-    ), supports_check_mode=True)
+    ), supports_check_mode=True, puts_back=True)
     with run:
         params, target = run.params, run.target
         try:

@@ -128,6 +128,12 @@ reused:
   description: Whether an existing backup within I(max_age) was returned instead of taking one.
   returned: success
   type: bool
+put_back:
+  description: Files the collection placed on the target and found missing or changed there - a container recreated
+    from its image loses what was copied into it - put back before anything else ran (C(changed) is then true).
+  returned: when something was put back
+  type: list
+  elements: str
 executed_commands:
   description: The pgbackrest commands run, or in check mode the ones that would run.
   returned: always
@@ -192,7 +198,7 @@ def main():
         log_path=dict(type='path', default='/var/log/pgbackrest'),
         wait_for_lock=dict(type='bool', default=False),
         lock_timeout=dict(type='str', default='1h'),
-    ), supports_check_mode=True)
+    ), supports_check_mode=True, puts_back=True)
     with run:
         params, pgbackrest = run.params, run.pgbackrest
         backup_type = params['type']

@@ -52,6 +52,12 @@ error_code:
   returned: failure
   type: int
   sample: 87
+put_back:
+  description: Files the collection placed on the target and found missing or changed there - a container recreated
+    from its image loses what was copied into it - put back before anything else ran (C(changed) is then true).
+  returned: when something was put back
+  type: list
+  elements: str
 executed_commands:
   description: The pgbackrest commands run, or in check mode the ones that would run.
   returned: always
@@ -63,7 +69,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import 
 
 
 def main():
-    run = ModuleRun(supports_check_mode=True)
+    run = ModuleRun(supports_check_mode=True, puts_back=True)
     with run:
         if run.check_mode:
             run.pgbackrest.plan('check')

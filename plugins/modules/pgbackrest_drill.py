@@ -104,6 +104,12 @@ drill:
     C(newest_transaction_age_seconds), C(amcheck), C(query_result), C(scratch), C(kept_running), C(connect).
   returned: success
   type: dict
+put_back:
+  description: Files the collection placed on the target and found missing or changed there - a container recreated
+    from its image loses what was copied into it - put back before anything else ran (C(changed) is then true).
+  returned: when something was put back
+  type: list
+  elements: str
 executed_commands:
   description: Commands run.
   returned: always
@@ -128,7 +134,7 @@ def main():
         from_stanza=dict(type='str'),
         keep=dict(type='bool', default=False),
         remove=dict(type='bool', default=False),
-    ), supports_check_mode=True)
+    ), supports_check_mode=True, puts_back=True)
     with run:
         params = run.params
         pg_path = resolve_pg_path(params, run.target)

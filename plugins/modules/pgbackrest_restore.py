@@ -188,6 +188,12 @@ timeline_after:
     (C(has_backup)); a point-in-time restore starts a timeline with no backup yet.
   returned: success
   type: dict
+put_back:
+  description: Files the collection placed on the target and found missing or changed there - a container recreated
+    from its image loses what was copied into it - put back before anything else ran (C(changed) is then true).
+  returned: when something was put back
+  type: list
+  elements: str
 executed_commands:
   description: The commands run, or in check mode the ones that would run.
   returned: always
@@ -214,7 +220,7 @@ def main():
         sanity_database=dict(type='str', default='postgres'),
         sanity_query=dict(type='str', default='SELECT count(*) FROM pg_database'),
         progress=dict(type='bool', default=False),
-    ), supports_check_mode=True)
+    ), supports_check_mode=True, puts_back=True)
     with run:
         params, target = run.params, run.target
         pg_path = resolve_pg_path(params, run.target)

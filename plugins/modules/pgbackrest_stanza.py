@@ -79,6 +79,12 @@ cluster:
       description: The cluster's system identifier.
       type: int
       sample: 7711661904765073182
+put_back:
+  description: Files the collection placed on the target and found missing or changed there - a container recreated
+    from its image loses what was copied into it - put back before anything else ran (C(changed) is then true).
+  returned: when something was put back
+  type: list
+  elements: str
 executed_commands:
   description: The pgbackrest commands run, or in check mode the ones that would run.
   returned: always
@@ -96,7 +102,7 @@ def main():
     run = ModuleRun(dict(
         state=dict(type='str', choices=['present', 'upgraded'], default='present'),
         pg_path=dict(type='path', required=True),
-    ), supports_check_mode=True)
+    ), supports_check_mode=True, puts_back=True)
     with run:
         pgbackrest = run.pgbackrest
         cluster = read_cluster(run.target, run.params['pg_path'])

@@ -19,7 +19,8 @@ FAST_TIMEOUT = {"PGBACKREST_IO_TIMEOUT": "1"}
 # Production's `for:` of each alert (none: fires on the first evaluation); the promtool tests pin them too.
 PRODUCTION_FOR = {"PgBackRestMetricsMissing": "10m", "PgBackRestMetricsStale": None, "PgBackRestNoRecentBackup": None,
                   "PgBackRestBackupFailed": None, "PgBackRestRepositoryUnavailable": "15m",
-                  "PgBackRestWalArchivingFailing": "10m", "PgBackRestVerifyFailed": None,
+                  "PgBackRestWalArchivingFailing": "10m", "PgBackRestWalBacklogFilling": None,
+                  "PgBackRestWalDiskFilling": "5m", "PgBackRestArchiveGap": None, "PgBackRestVerifyFailed": None,
                   "PgBackRestVerifyNotRunning": None}
 
 

@@ -8,6 +8,7 @@ the data directory comes from when pg_path is not given (resolve_pg_path)."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 
 import pytest
@@ -22,12 +23,13 @@ from ansible_collections.chronos.pgbackrest.tests.unit.harness import PREFIX, SE
 class Module(object):
     """A module whose main() runs `body(run)` inside ModuleRun."""
 
-    def __init__(self, body, spec=None):
+    def __init__(self, body, spec=None, puts_back=False):
         self.body = body
         self.spec = spec
+        self.puts_back = puts_back
 
     def main(self):
-        run = ModuleRun(self.spec, supports_check_mode=True)
+        run = ModuleRun(self.spec, supports_check_mode=True, puts_back=self.puts_back)
         with run:
             self.body(run)
             run.exit(changed=False)
@@ -128,6 +130,37 @@ def test_the_helper_is_removed_on_failure_too(run_module, docker):
         raise ChronosError('failed')
     result = run_module(Module(body), dict(stanza='chronos-v2', container='chronos-db'), [ok()])
     assert result.failed and ('remove', 'chronos-db-pgbackrest-helper') in docker.events
+
+
+INSTALLED = [dict(path='/usr/local/bin/pgbackrest-backup.sh', content='#!/bin/sh\n', uid=0, gid=0, mode='0755')]
+
+
+def record_installed(settings_dir):
+    os.makedirs(settings_dir, exist_ok=True)
+    with open(os.path.join(settings_dir, 'chronos-v2.json'), 'w') as handle:
+        json.dump(dict(stanza='chronos-v2', installed=INSTALLED), handle)
+
+
+def test_a_module_that_acts_puts_back_what_a_recreated_container_lost(run_module, docker, settings_dir):
+    container = docker.add_container()
+    record_installed(settings_dir)
+    result = run_module(Module(lambda run: run.exit(changed=False), puts_back=True),
+                        dict(stanza='chronos-v2', container='chronos-db'))
+    assert not result.failed, result.msg
+    assert result.result['put_back'] == ['/usr/local/bin/pgbackrest-backup.sh'] and result.result['changed'] is True
+    assert container.files['/usr/local/bin/pgbackrest-backup.sh'] == (b'#!/bin/sh\n', 0, 0, 0o755)
+    again = run_module(Module(lambda run: run.exit(changed=False), puts_back=True),
+                       dict(stanza='chronos-v2', container='chronos-db'))
+    assert 'put_back' not in again.result and again.result['changed'] is False
+
+
+@pytest.mark.parametrize('puts_back, check_mode', [(False, False), (True, True)])
+def test_read_only_modules_and_check_mode_put_nothing_back(run_module, docker, settings_dir, puts_back, check_mode):
+    container = docker.add_container()
+    record_installed(settings_dir)
+    result = run_module(Module(lambda run: run.exit(changed=False), puts_back=puts_back),
+                        dict(stanza='chronos-v2', container='chronos-db'), check_mode=check_mode)
+    assert 'put_back' not in result.result and container.files == {}
 
 
 def test_a_module_may_change_shared_options(run_module):

@@ -249,6 +249,16 @@ def test_stanza_problem_encryption_advice_names_the_passphrase(captured):
     assert 'passphrase' in advice and 'repo1-cipher-pass' in advice
 
 
+def test_a_missing_ca_file_is_not_taken_for_a_wrong_passphrase(captured):
+    """What info printed in a container recreated from its image, its CA file gone with the old one."""
+    stanza = stanza_of(captured, 'info-wrong-env.json')
+    stanza['repos'][0]['status']['message'] = ('[CryptoError] unable to set user-defined CA certificate location: '
+                                               '[2147483650] no details available')
+    dummy, part, advice = pgbr.stanza_problem(stanza)
+    assert part == 'ca_file'
+    assert 'repo1-storage-ca-file' in advice and 'passphrase' not in advice
+
+
 CURRENT_DB = [
     ('info-missing-stanza.json', None),
     ('info-no-backup.json', dict(id=1, system_id=OLD_LAB_SYSID, version='15', repo_key=1)),
@@ -445,6 +455,16 @@ def test_run_hands_secrets_to_the_process_environment_only(pgbackrest, commands,
     assert call['argv'] == PREFIX + ['--output=json', 'info']
     assert not [arg for arg in call['argv'] for secret in SECRETS.values() if secret in arg]
     assert pgbackrest.executed_commands == [' '.join(PREFIX + ['--output=json', 'info'])]
+
+
+def test_pgbackrest_options_in_the_environment_reach_pgbackrest_wherever_it_runs(pgbackrest, commands, monkeypatch):
+    """PGBACKREST_IO_TIMEOUT set for the job or the module (verify.yml does) reaches pgBackRest in a container too,
+    whose exec gets only the environment it is given."""
+    monkeypatch.setenv('PGBACKREST_IO_TIMEOUT', '1')
+    monkeypatch.setenv('PGDATA', '/not/for/pgbackrest')
+    commands.expect(ok('info-one-full.json'))
+    pgbackrest.stanza_info()
+    assert commands.calls[0]['env'] == dict(SECRET_ENVIRONMENT, PGBACKREST_IO_TIMEOUT='1')
 
 
 def test_on_keeps_binary_configuration_and_secrets(pgbackrest):

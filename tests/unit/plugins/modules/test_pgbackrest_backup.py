@@ -19,7 +19,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import 
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_backup
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
-    PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows, status_refresh)
+    PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, status_refresh)
 
 D1 = '20261124-092311F_20261124-092341D'
 D1_STOP = 1795512223

@@ -16,15 +16,20 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import io
+import json
 import os
 import posixpath
 import tarfile
 import time
 
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _target
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
     ChronosError, Target, _text, write_local_file)
 
 HELPER_LABEL = 'chronos.pgbackrest.helper-for'
+# A container in one of these states is stopped: Docker starts it again only when asked (or, with restart policy
+# always, when the engine restarts). Running, restarting (crash-looping) and paused containers are not.
+STOPPED = ('created', 'exited', 'dead')
 # A helper idles until it is removed; `sleep 1` in a loop works with coreutils and BusyBox alike.
 IDLE = ['sh', '-c', 'trap "exit 0" INT TERM; while :; do sleep 1; done']
 # exec_run takes no input: a script for stdin travels in this environment variable instead.
@@ -113,6 +118,10 @@ class ContainerTarget(Target):
     def running(self):
         return self.status == 'running'
 
+    @property
+    def stopped(self):
+        return self.status in STOPPED
+
     def refuse_remote_engine(self):
         """The collection reads and writes the container's bind mounts and volumes on this host's disk: the
         engine must be this host's."""
@@ -151,13 +160,19 @@ class ContainerTarget(Target):
         if stdin is not None:
             env = dict(env, **{STDIN_VARIABLE: _text(stdin)})
             argv = ['sh', '-c', 'printf "%%s" "$%s" | "$@"' % STDIN_VARIABLE, 'sh'] + argv
-        if self.running:
+        status = self.status
+        if status == 'running':
             where = self.container
         elif self.helper_when_stopped:
+            # A restore: a stopped container's data, or a crash-looping or paused one's, is read from a helper (whose
+            # pg_isready never reaches the container's socket: not on a volume).
             where = self.helper()
-        else:
+        elif status in STOPPED:
             raise ChronosError("Container '%s' is not running (status: %s): start it (docker start %s) and run again. "
-                               "Nothing was changed." % (self.name, self.container.status, self.name))
+                               "Nothing was changed." % (self.name, status, self.name))
+        else:
+            raise ChronosError("Container '%s' is %s: PostgreSQL in it does not answer. A restore stops it whatever its "
+                               "state; anything else waits until it runs. Nothing was changed." % (self.name, status))
         try:
             rc, (stdout, stderr) = where.exec_run(argv, user=user or '', environment=env, demux=True)
         except Exception as exc:
@@ -237,12 +252,62 @@ class ContainerTarget(Target):
 
     # --- PostgreSQL ---------------------------------------------------------------------------------
     def postgresql_running(self, pg_path):
-        """PostgreSQL is the container's main process: it runs when the container runs."""
-        return self.running
+        """PostgreSQL is the container's main process: it runs, or is about to again, unless the container is
+        stopped - a restarting (crash-looping) or paused container must be stopped before its data is touched."""
+        return not self.stopped
 
     def stop_postgresql(self, pg_path, timeout):
+        """Stop the container whatever its state (running, restarting, paused)."""
+        if self.status == 'paused':
+            self.record(['docker', 'unpause', self.name])
+            self.container.unpause()
         self.record(['docker', 'stop', '--time', str(self.stop_timeout), self.name])
         self.container.stop(timeout=self.stop_timeout)
+        deadline = time.time() + self.stop_timeout + 30
+        while not self.stopped:
+            if time.time() >= deadline:
+                raise ChronosError("Container '%s' is still %s %d s after docker stop." % (
+                    self.name, self.status, self.stop_timeout + 30))
+            time.sleep(0.5)
+
+    # --- the restart policy, held off while a restore works on the data -------------------------------------------
+    def _held_policy_path(self):
+        return os.path.join(_target.SETTINGS_DIRECTORY, 'held-restart-policies', '%s.json' % self.name)
+
+    def held_restart_policy(self):
+        """The restart policy a restore set aside (its name), or None."""
+        try:
+            with open(self._held_policy_path()) as handle:
+                return json.load(handle).get('Name')
+        except (IOError, OSError, ValueError):
+            return None
+
+    def hold_restart_policy(self):
+        """Record the container's restart policy on this host (root's only) and set it to no, so that Docker does not
+        start the container again - a crash-looping one, or on its own after docker stop with always - while a
+        restore works on its data. Done once: an interrupted restore keeps the first record."""
+        policy = dict(self.restart_policy)
+        if policy.get('Name') in (None, '', 'no') or self.held_restart_policy():
+            return
+        path = self._held_policy_path()
+        if not os.path.isdir(os.path.dirname(path)):
+            os.makedirs(os.path.dirname(path), 0o700)
+        write_local_file(path, (json.dumps(policy, sort_keys=True) + '\n').encode(), 0, 0, 0o600)
+        self.record(['docker', 'update', '--restart=no', self.name])
+        self.container.update(restart_policy={'Name': 'no'})
+
+    def release_restart_policy(self):
+        """Put back the restart policy hold_restart_policy set aside, if any."""
+        path = self._held_policy_path()
+        try:
+            with open(path) as handle:
+                policy = json.load(handle)
+        except (IOError, OSError, ValueError):
+            return
+        restart = policy['Name'] + (':%d' % policy['MaximumRetryCount'] if policy.get('MaximumRetryCount') else '')
+        self.record(['docker', 'update', '--restart=%s' % restart, self.name])
+        self.container.update(restart_policy=policy)
+        os.unlink(path)
 
     def start_postgresql(self):
         self.record(['docker', 'start', self.name])

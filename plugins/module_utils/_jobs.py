@@ -129,7 +129,8 @@ class Job(object):
             _metrics.write_status(self.settings['metrics_dir'], self.stanza)
             return 0
         self.put_back()
-        for problem in _metrics.refresh(target, pgbackrest, self.settings['metrics_dir']):
+        for problem in _metrics.refresh(target, pgbackrest, self.settings['metrics_dir'],
+                                        pg_path=self.settings.get('pg_path')):
             say(self.stanza, problem, sys.stderr)
         return 0
 

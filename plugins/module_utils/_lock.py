@@ -46,6 +46,15 @@ class StanzaLock(object):
         except (IOError, OSError):
             return ''
 
+    def left_behind(self):
+        """What the last holder wrote, held or not: a holder that was killed leaves its last note (a clean exit empties
+        the file)."""
+        try:
+            with open(self.path) as handle:
+                return handle.read().strip()
+        except (IOError, OSError):
+            return ''
+
     def __enter__(self):
         directory = os.path.dirname(self.path)
         if not os.path.isdir(directory):

@@ -28,6 +28,7 @@ from datetime import datetime
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._archiving import missing_segments, parse_size
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import read_config_options
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import disk_usage
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import read_archive_queue, read_archiver
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
@@ -104,9 +105,10 @@ def _block_incr(backup):
     return 'y' if backup.get('repo_size_map') is not None and backup.get('repo_delta_map') is not None else 'n'
 
 
-def refresh(target, pgbackrest, directory, config=None):
-    """Read the repository, PostgreSQL's archiver and the WAL waiting in pg_wal, and write the status file; a part that
-    cannot be read shows in it as such. Returns sentences saying what could not be read."""
+def refresh(target, pgbackrest, directory, config=None, pg_path=None):
+    """Read the repository, PostgreSQL's archiver, the WAL waiting in pg_wal and (with pg_path) the data directories
+    restores kept, and write the status file; a part that cannot be read shows in it as such. Returns sentences saying
+    what could not be read."""
     problems = []
     stanza = archiver = version = queue = None
     wal = dict(missing=None, filesystem=None, queue_max=None)
@@ -134,11 +136,28 @@ def refresh(target, pgbackrest, directory, config=None):
                 wal['missing'] = len(missing_segments(pgbackrest, stanza, queue['segment_size']))
             except ChronosError as exc:
                 problems.append('the archived WAL cannot be listed: %s' % exc.msg)
-    write_status(directory, pgbackrest.stanza, stanza, archiver, version, queue=queue, wal=wal)
+    kept = None
+    if pg_path:
+        try:
+            kept = read_kept(target, pg_path)
+        except (ChronosError, IOError, OSError) as exc:
+            problems.append('the kept data directories cannot be read: %s' % getattr(exc, 'msg', exc))
+    write_status(directory, pgbackrest.stanza, stanza, archiver, version, queue=queue, wal=wal, kept=kept)
     return problems
 
 
-def write_status(directory, stanza_name, stanza=None, archiver=None, version=None, now=None, queue=None, wal=None):
+def read_kept(target, pg_path):
+    """The data directories restores kept, read on this machine's disk: their count and bytes, and the filesystem they
+    share with the data directory (size, available)."""
+    place = target.data_place(pg_path)
+    copies = place.kept()
+    stat = os.statvfs(place.local if os.path.isdir(place.local) else os.path.dirname(place.local))
+    return dict(count=len(copies), bytes=sum(disk_usage(copy.local) for copy in copies),
+                filesystem=(stat.f_blocks * stat.f_frsize, stat.f_bavail * stat.f_frsize))
+
+
+def write_status(directory, stanza_name, stanza=None, archiver=None, version=None, now=None, queue=None, wal=None,
+                 kept=None):
     """The status file. stanza is _pgbackrest.parse_stanza's (None when pgbackrest info failed); archiver is
     _postgres.read_archiver's and queue read_archive_queue's (None when PostgreSQL could not be asked); wal holds the
     filesystem of pg_wal (size, available), archive-push-queue-max and the segments missing from the archive."""
@@ -164,6 +183,12 @@ def write_status(directory, stanza_name, stanza=None, archiver=None, version=Non
                 1 if archiver['archive_mode'] in ('on', 'always') else 0)
     if queue:
         _queue_metrics(out, name, queue, wal or {}, now)
+    if kept:
+        out.set('pgbackrest_kept_copies', 'Data directories (or volumes) restores and rollbacks kept.', name, kept['count'])
+        out.set('pgbackrest_kept_copies_bytes', 'Bytes the kept data directories hold.', name, kept['bytes'])
+        out.set('pgbackrest_data_filesystem_size_bytes', 'Size of the filesystem of the data directory and its kept '
+                'copies.', name, kept['filesystem'][0])
+        out.set('pgbackrest_data_filesystem_avail_bytes', 'Bytes available there.', name, kept['filesystem'][1])
     out.set('pgbackrest_postgresql_up', 'Whether PostgreSQL answered for the archiving statistics.', name,
             1 if archiver else 0)
     out.write(file_path(directory, stanza_name, 'status'))

@@ -20,13 +20,23 @@ Three places, chosen by the target (data_place()):
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import calendar
 import os
 import re
+import shutil
+import time
+from datetime import datetime
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
 KEPT = '.pre-restore-'
 ROLLED_BACK = '.rolled-back-'
+# What a restore leaves in the data directory it emptied, until pgBackRest fills it: a PG_VERSION, so that the
+# official postgres image's entrypoint, should the container start meanwhile, finds "a database" and does not
+# initialise a new cluster there (PostgreSQL itself then stops at once, finding no pg_control), and a note saying why.
+GUARD_NOTE = 'CHRONOS_PGBACKREST_RESTORE_IN_PROGRESS'
+GUARD_TEXT = (b'A restore by chronos.pgbackrest emptied this data directory and is filling it: its old files are kept '
+              b'aside. Run the same restore command again to finish it, or the rollback playbook to put them back.\n')
 KEPT_LABEL = 'chronos.pgbackrest.kept-from'
 _STAMP = re.compile(r'(\d{8}T\d{6}Z)$')
 
@@ -84,7 +94,13 @@ class Kept(object):
         self.stamp = stamp
 
     def as_dict(self):
-        return dict(name=self.name, path=self.local, stamp=self.stamp)
+        """What the plan lists: where it is, when it was kept, how much it holds and how old it is."""
+        try:
+            kept_at = calendar.timegm(datetime.strptime(self.stamp, '%Y%m%dT%H%M%SZ').timetuple())
+        except ValueError:
+            kept_at = None
+        return dict(name=self.name, path=self.local, stamp=self.stamp, bytes=disk_usage(self.local),
+                    age_seconds=int(time.time() - kept_at) if kept_at is not None else None)
 
 
 class DataPlace(object):
@@ -117,6 +133,26 @@ class DataPlace(object):
     def restore_path(self, pg_path):
         return pg_path
 
+    def guard(self, kept):
+        """Put the guard into the emptied data directory: PG_VERSION as the kept copy has it, and the note. Created
+        anew (never following a link), owned like the directory."""
+        like = os.stat(self.local)
+        try:
+            with open(os.path.join(kept.local, 'PG_VERSION'), 'rb') as handle:
+                version = handle.read()
+        except (IOError, OSError):
+            version = b''
+        for name, content in ((GUARD_NOTE, GUARD_TEXT), ('PG_VERSION', version)):
+            descriptor = os.open(os.path.join(self.local, name),
+                                 os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o600)
+            with os.fdopen(descriptor, 'wb') as handle:
+                os.fchown(handle.fileno(), like.st_uid, like.st_gid)
+                handle.write(content)
+
+    def guarded(self):
+        """Whether the data directory holds nothing but a restore's guard."""
+        return os.path.isdir(self.local) and sorted(os.listdir(self.local)) == sorted([GUARD_NOTE, 'PG_VERSION'])
+
     def kept(self):
         raise NotImplementedError
 
@@ -126,6 +162,10 @@ class DataPlace(object):
     def put_back(self, kept, stamp):
         """Put a kept copy back, keeping the current data as <...>.rolled-back-<stamp>; returns that Kept."""
         raise NotImplementedError
+
+    def remove_kept(self, kept):
+        """Delete a kept copy for good (only ever one that kept() listed, named by the operator)."""
+        shutil.rmtree(kept.local)
 
     def find_kept(self, name):
         for kept in self.kept():
@@ -221,9 +261,14 @@ class DirectoryPlace(DataPlace):
                 os.symlink(text[:-len(suffix)], link)
         return current
 
-    def manual_put_back(self, kept, stop, start):
-        return '%s; mv %s %s%s<UTC time>; mv %s %s; %s' % (
-            stop, self.local, self.local, ROLLED_BACK, kept.local, self.local, start)
+    def remove_kept(self, kept):
+        """Delete a kept copy and the linked directories (pg_wal, tablespaces) moved aside with it."""
+        suffix = kept.name[len(self.local):]
+        for link in self._linked(kept.local):
+            target = self._link_target(link)
+            if target and target.endswith(suffix) and os.path.isdir(target) and not os.path.islink(target):
+                shutil.rmtree(target)
+        shutil.rmtree(kept.local)
 
 
 class VolumeRootPlace(DataPlace):
@@ -270,9 +315,8 @@ class VolumeRootPlace(DataPlace):
         self.client.volumes.get(kept.name).remove()
         return current
 
-    def manual_put_back(self, kept, stop, start):
-        return ('%s; cd /var/lib/docker/volumes && mkdir %s-failed && mv %s/* %s-failed/ && mv %s/* %s/; %s'
-                % (stop, self.volume, self.local, self.volume, kept.local, self.local, start))
+    def remove_kept(self, kept):
+        self.client.volumes.get(kept.name).remove()
 
 
 class BindRootPlace(DataPlace):
@@ -300,6 +344,3 @@ class BindRootPlace(DataPlace):
         os.rmdir(kept.local)
         return current
 
-    def manual_put_back(self, kept, stop, start):
-        return '%s; mkdir %s.failed && mv %s/* %s.failed/ && mv %s/* %s/; %s' % (
-            stop, self.local, self.local, self.local, kept.local, self.local, start)

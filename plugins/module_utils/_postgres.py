@@ -84,6 +84,29 @@ def time_setting_seconds(value, unit='s'):
     return float(match.group(1)) * _TIME_UNITS[match.group(2) or unit]
 
 
+def format_lsn(value):
+    """An LSN as an integer -> '0/3000088'."""
+    return '%X/%X' % (value >> 32, value & 0xFFFFFFFF)
+
+
+# ControlFileData's state (src/include/catalog/pg_control.h).
+CONTROL_STATES = {0: 'starting up', 1: 'shut down', 2: 'shut down in recovery', 3: 'shutting down',
+                  4: 'in crash recovery', 5: 'in archive recovery', 6: 'in production'}
+
+
+def parse_control(raw):
+    """The leading fields of global/pg_control, laid out the same from PostgreSQL 11 on (native byte order): the
+    system identifier, the cluster's state, the latest checkpoint's location and its timeline - what pg_controldata
+    reports as 'Latest checkpoint's TimeLineID'."""
+    if len(raw) < 56:
+        raise ValueError('pg_control is %d bytes long, too short' % len(raw))
+    system_id, dummy, dummy, state = struct.unpack('=QIII', raw[:20])
+    checkpoint, redo = struct.unpack('=QQ', raw[32:48])
+    timeline, previous = struct.unpack('=II', raw[48:56])
+    return dict(system_id=system_id, state=CONTROL_STATES.get(state, 'unknown (%d)' % state), checkpoint=checkpoint,
+                redo=redo, timeline=timeline, previous_timeline=previous)
+
+
 def read_cluster_identity(target, pg_path):
     """(major version, system identifier) of the cluster in pg_path, read as pgBackRest reads them:
     PG_VERSION, and the first 8 bytes of global/pg_control (native byte order)."""
@@ -211,6 +234,43 @@ SELECT archived_count, failed_count, coalesce(last_archived_wal, ''), coalesce(l
        current_setting('archive_mode'), current_setting('archive_command')
   FROM pg_stat_archiver
 """
+
+
+SERVER_POSITION_QUERY = r"""
+SELECT pg_is_in_recovery(),
+       CASE WHEN pg_is_in_recovery() THEN (SELECT timeline_id FROM pg_control_checkpoint())
+            ELSE ('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int END,
+       CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_flush_lsn() END
+"""
+
+
+def server_position(target):
+    """Where the running server is: {'in_recovery', 'timeline' (the one it writes, or replays), 'lsn' (flushed, or
+    replayed)}. The current WAL file's name carries the timeline at once; pg_control's lags until the first
+    checkpoint after a promotion."""
+    in_recovery, timeline, lsn = target.sql(SERVER_POSITION_QUERY, attempt='read the server\'s timeline and WAL position')[0]
+    return dict(in_recovery=in_recovery == 't', timeline=int(timeline), lsn=parse_lsn(lsn))
+
+
+def parse_history(text):
+    """A timeline history file -> [(parent timeline, switch LSN as int)], oldest first."""
+    history = []
+    for line in (text or '').splitlines():
+        fields = line.split()
+        if len(fields) >= 2 and fields[0].isdigit():
+            history.append((int(fields[0]), parse_lsn(fields[1])))
+    return history
+
+
+def timeline_start(target, timeline):
+    """The LSN where the server's timeline began (the last switch point of its history file in pg_wal), or None on
+    timeline 1."""
+    if timeline <= 1:
+        return None
+    rows = target.sql("SELECT pg_read_file('pg_wal/' || :'name')", variables={'name': '%08X.history' % timeline},
+                      attempt='read the history of timeline %d' % timeline)
+    history = parse_history(rows[0][0] if rows else '')
+    return history[-1][1] if history else None
 
 
 def read_archiver(target):

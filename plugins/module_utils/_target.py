@@ -122,6 +122,16 @@ class Target(object):
     def allow_commands_while_stopped(self):
         """A restore works while PostgreSQL is stopped: let commands run then (a container runs them in a helper)."""
 
+    def held_restart_policy(self):
+        """The restart policy a restore holds off (a container's), or None: a host has none."""
+        return None
+
+    def hold_restart_policy(self):
+        """Keep PostgreSQL from being started again behind a restore's back (a container's restart policy)."""
+
+    def release_restart_policy(self):
+        """Undo hold_restart_policy."""
+
     # --- shared -----------------------------------------------------------------------------------
     @property
     def superuser(self):
@@ -242,7 +252,7 @@ class HostTarget(Target):
         try:
             # cwd /: a command run as postgres from root's working directory would complain it cannot enter it.
             done = subprocess.run(argv, input=_bytes(stdin), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=environment, cwd='/', check=False)
+                                  env=environment, cwd='/', check=False, preexec_fn=die_with_parent)
         except OSError as exc:
             return 127, b'', str(exc).encode()
         return done.returncode, done.stdout, done.stderr
@@ -326,6 +336,18 @@ def recorded_settings(stanza):
             return json.load(handle)
     except (IOError, OSError, ValueError):
         return {}
+
+
+def die_with_parent():
+    """In a child before it executes its program: ask the kernel to send it SIGTERM when the process that started it
+    dies (prctl PR_SET_PDEATHSIG). A module or job that is killed - by the OOM killer, or kill -9 - then leaves no
+    pgBackRest restore or backup running on its own behind it (runuser forwards the signal to its child)."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def make_target(settings):

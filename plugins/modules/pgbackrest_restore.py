@@ -39,9 +39,12 @@ options:
     description:
       - C(latest) replays archived WAL to its end. C(time), C(xid), C(lsn) and C(name) stop at I(target).
         C(immediate) stops as soon as the backup is consistent. C(set) restores the backup I(set) to its
-        consistent point. C(rollback) puts a kept data directory back.
+        consistent point. C(rollback) puts a kept data directory back. C(prune) deletes the kept data directories
+        I(prune) names.
+      - For C(name) and C(xid), the target is found in the archived WAL before anything stops, and the backup is
+        chosen from before it; a target the archived WAL does not hold is refused.
     type: str
-    choices: [latest, time, set, immediate, xid, lsn, name, rollback]
+    choices: [latest, time, set, immediate, xid, lsn, name, rollback, prune]
     default: latest
   target:
     description:
@@ -64,6 +67,13 @@ options:
       - The timeline recovery follows. By default the one production archived last. A number, C(latest) (the newest
         timeline in the repository, PostgreSQL's default) or C(current) (the backup's own).
     type: str
+  prune:
+    description:
+      - With I(type=prune), the kept data directories (or volumes) to delete for good, by name or stamp, each one a
+        restore or rollback kept. The plan lists every kept one with its size and age.
+    type: list
+    elements: str
+    default: []
   kept:
     description:
       - With I(type=rollback), the kept data directory to put back (its name, path or UTC time). By default the
@@ -75,9 +85,23 @@ options:
     type: path
   timeout:
     description:
-      - Seconds to wait for recovery to reach its target, and for PostgreSQL to accept connections.
+      - Seconds to wait for recovery to reach its target, and for PostgreSQL to accept connections; C(0) for no limit
+        (a restore of a large cluster from a distant repository takes what it takes).
     type: int
-    default: 900
+    default: 0
+  accept_wal_loss:
+    description:
+      - For a C(latest) restore of a running cluster, give up the WAL that is not in the repository yet instead of
+        refusing. Without it the restore first switches WAL and waits until it is archived, then after the stop
+        archives whatever PostgreSQL left, and refuses - PostgreSQL left running, or started again - when archiving
+        does not reach the repository, saying how much WAL waits.
+    type: bool
+    default: false
+  archive_wait:
+    description:
+      - Seconds without any WAL segment archived after which that check gives up and refuses.
+    type: int
+    default: 60
   lock_wait:
     description:
       - Seconds to wait for a scheduled backup or drill that holds the stanza's lock before refusing.
@@ -161,6 +185,15 @@ plan:
     found:
       description: What the module found in the data directory, as a sentence.
       type: str
+    facts:
+      description: The facts the plan was decided from, as sentences - the timeline and where it was read (the
+        running server, pg_control), where a name or xid target lies in the archived WAL, the commits in the cluster's
+        own WAL since a past restore ended, the WAL waiting to be archived.
+      type: list
+      elements: str
+    located:
+      description: For a name or xid target, where it lies in the archived WAL (C(lsn), C(desc)), or null.
+      type: dict
     discards:
       description: What the restored cluster will not have, as a sentence, or null.
       type: str
@@ -179,6 +212,16 @@ sanity:
   description: Rows of the sanity query.
   returned: success
   type: list
+lines:
+  description: What the play prints - the plan, or what the restore, rollback or prune did.
+  returned: success
+  type: list
+  elements: str
+removed:
+  description: With I(type=prune), the kept data directories deleted.
+  returned: with type prune
+  type: list
+  elements: str
 progress:
   description: With I(progress), how far the running restore got, as a sentence.
   returned: when progress is set
@@ -203,7 +246,9 @@ executed_commands:
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun, resolve_pg_path
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import (
-    RESTORE_TYPES, Request, Restore, Rollback, backup_timeline, progress)
+    RESTORE_TYPES, Prune, Request, Restore, Rollback, backup_timeline, failure_message, plan_lines, progress,
+    result_lines)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
 
 def main():
@@ -214,8 +259,11 @@ def main():
         target_action=dict(type='str', choices=['promote', 'pause'], default='promote'),
         target_timeline=dict(type='str'),
         kept=dict(type='str'),
+        prune=dict(type='list', elements='str', default=[]),
         pg_path=dict(type='path'),
-        timeout=dict(type='int', default=900),
+        timeout=dict(type='int', default=0),
+        accept_wal_loss=dict(type='bool', default=False),
+        archive_wait=dict(type='int', default=60),
         lock_wait=dict(type='int', default=600),
         sanity_database=dict(type='str', default='postgres'),
         sanity_query=dict(type='str', default='SELECT count(*) FROM pg_database'),
@@ -226,22 +274,29 @@ def main():
         pg_path = resolve_pg_path(params, run.target)
         if params['progress']:
             run.exit(changed=False, progress=progress(target, run.pgbackrest, pg_path))
-        request = Request(params['type'] if params['type'] != 'rollback' else 'latest', params['target'],
+        request = Request(params['type'] if params['type'] not in ('rollback', 'prune') else 'latest', params['target'],
                           params['set'], params['target_action'], params['target_timeline'], pg_path,
-                          params['timeout'], params['lock_wait'], params['sanity_database'], params['sanity_query'])
+                          params['timeout'], params['lock_wait'], params['sanity_database'], params['sanity_query'],
+                          params['accept_wal_loss'], params['archive_wait'])
         if params['type'] == 'rollback':
             procedure = Rollback(target, run.pgbackrest.stanza, request, params['kept'])
+        elif params['type'] == 'prune':
+            procedure = Prune(target, run.pgbackrest.stanza, request, params['prune'])
         else:
             procedure = Restore(target, run.pgbackrest, request)
         plan = procedure.plan()
         if run.check_mode and ('restore' in plan['steps'] or 'resume' in plan['steps']):
             run.pgbackrest.plan('restore', *plan['options'])
         if not plan['steps'] or run.check_mode:
-            run.exit(changed=bool(plan['steps']), plan=_without_options(plan))
-        result = procedure.execute(plan)
-        if params['type'] != 'rollback' and not request.pause:
+            run.exit(changed=bool(plan['steps']), plan=_without_options(plan), lines=plan_lines(plan))
+        try:
+            result = procedure.execute(plan)
+        except ChronosError as exc:
+            exc.msg = failure_message(exc)
+            raise
+        if params['type'] not in ('rollback', 'prune') and not request.pause:
             result['timeline_after'] = timeline_after(run, plan)
-        run.exit(changed=True, **result)
+        run.exit(changed=True, lines=result_lines(result), **result)
 
 
 def timeline_after(run, plan):

@@ -144,22 +144,36 @@ executed_commands:
   elements: str
 '''
 
+import ast
 import json
 import os
 import sys
 
-# Every module_utils file the program needs: imported here so that Ansible ships them with this module, which
-# installs them from its own copy.
-from ansible_collections.chronos.pgbackrest.plugins.module_utils import (  # noqa: F401 pylint: disable=unused-import
-    _archiving, _container, _drill, _jobs, _lock, _metrics, _pgbackrest, _places, _postgres, _restore, _target)
+# The program (_jobs) and, through its imports, every module_utils file it needs: Ansible ships them with this
+# module, which installs them from its own copy.
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _jobs, _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, settings_path, write_local_file
 
 LIBRARY = '/usr/local/lib/chronos-pgbackrest'
 PROGRAM = '/usr/local/bin/chronos-pgbackrest'
 PACKAGE = 'ansible_collections.chronos.pgbackrest.plugins.module_utils'
-JOB_MODULES = (_archiving, _container, _drill, _jobs, _lock, _metrics, _pgbackrest, _places, _postgres, _restore,
-               _target)
+
+def job_modules():
+    """_jobs and every module_utils file it imports, directly or through another, read from their sources."""
+    found, todo = {}, [_jobs.__name__]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        module = sys.modules[name]
+        found[name] = module
+        for node in ast.walk(ast.parse(module.__loader__.get_source(name))):
+            if isinstance(node, ast.ImportFrom) and node.module == PACKAGE:
+                todo.extend('%s.%s' % (PACKAGE, alias.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or '').startswith(PACKAGE + '._'):
+                todo.append(node.module)
+    return [found[name] for name in sorted(found)]
 PROGRAM_TEXT = '''#!%s
 # Scheduled pgBackRest jobs; installed by chronos.pgbackrest (pgbackrest_schedule). Usage: chronos-pgbackrest --help
 import sys
@@ -175,7 +189,7 @@ def library_files():
     parts = PACKAGE.split('.')
     for depth in range(1, len(parts) + 1):
         files[os.path.join(LIBRARY, *parts[:depth]) + '/__init__.py'] = b''
-    for module in JOB_MODULES:
+    for module in job_modules():
         source = module.__loader__.get_source(module.__name__)
         files[os.path.join(LIBRARY, *parts) + '/%s.py' % module.__name__.rsplit('.', 1)[1]] = source.encode('utf-8')
     return files

@@ -59,7 +59,7 @@ from ansible.module_utils import basic  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import (  # noqa: E402
-    _container, _drill, _jobs, _lock, _metrics, _pgbackrest, _restore, _target, _verify)
+    _container, _drill, _follow, _jobs, _lock, _metrics, _pgbackrest, _places, _restore, _target, _verify)
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (  # noqa: E402
     BIN, Clock, Commands, FakeDocker, ModuleExit, NoSubprocess, Run, fixture_bytes, fixture_text, write_cluster)
 # pylint: enable=wrong-import-position
@@ -108,7 +108,7 @@ def clock(monkeypatch):
     """No test sleeps or depends on the wall clock: the module_utils and modules that wait see this clock."""
     from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_backup
     fake = Clock()
-    for module in (_container, _drill, _jobs, _lock, _metrics, _pgbackrest, _restore, _target, _verify,
+    for module in (_container, _drill, _follow, _jobs, _lock, _metrics, _pgbackrest, _places, _restore, _target, _verify,
                    pgbackrest_backup):
         monkeypatch.setattr(module, 'time', fake)
     return fake
@@ -210,8 +210,10 @@ def run_module(monkeypatch, commands):
         with patch_module_args(args):
             with pytest.raises(ModuleExit) as raised:
                 module.main()
-        commands.assert_done()
         result = raised.value.result
+        if commands.pending and raised.value.failed:
+            raise AssertionError('the module failed before the answers ran out: %s' % result['msg'])
+        commands.assert_done()
         if raised.value.failed:
             assert 'executed_commands' in result, 'fail_json without executed_commands: %s' % result['msg']
         return Run(raised.value.failed, result, commands)

@@ -166,6 +166,26 @@ def status_refresh(info='info-full-diff-incr.json', queue='archive-queue.csv', a
     return answers
 
 
+def server_answers(timeline=2, lsn='0/14000060', in_recovery='f', ready=0, oldest=0,
+                   data_directory='/var/lib/postgresql/15/main'):
+    """A running server's answers to _restore.inspect() after pg_isready: recovery or not, its position (timeline and
+    WAL), then (not in recovery) the archive queue."""
+    answers = [ok(psql_rows((in_recovery, 'f'))), ok(psql_rows((in_recovery, str(timeline), lsn)))]
+    if in_recovery == 'f':
+        answers.append(ok(psql_rows((str(ready), str(oldest), '16777216', data_directory))))
+    return answers
+
+
+# A line of pg_waldump's output, as it prints each record (captured in the lab: fixtures/waldump-*.out).
+WALDUMP_LINE = ('rmgr: %-11s len (rec/tot): %6d/%6d, tx: %10d, lsn: %s, prev %s, desc: %s')
+
+
+def waldump(*records):
+    """pg_waldump's output for these records: (rmgr, xid, lsn, desc)."""
+    lines = [WALDUMP_LINE % (rmgr, 34, 34, xid, lsn, '0/00000028', desc) for rmgr, xid, lsn, desc in records]
+    return ('\n'.join(lines) + '\n').encode() if lines else b''
+
+
 def command_name(argv):
     """The pgbackrest command of an argument list ('info', 'repo-ls': the first argument after the binary that is
     not an option), or the program's name for anything else ('psql', 'pg_ctl')."""
@@ -247,14 +267,17 @@ class Clock(object):
 
 # --- data directories and modules -------------------------------------------------------------------------------
 
-def write_cluster(path, system_id, version='15'):
-    """A fake PostgreSQL data directory in path: PG_VERSION and global/pg_control."""
+def write_cluster(path, system_id, version='15', timeline=1):
+    """A fake PostgreSQL data directory in path: PG_VERSION and global/pg_control (its system identifier, state shut
+    down and latest checkpoint's timeline where PostgreSQL 11 and later keep them)."""
     os.makedirs(os.path.join(path, 'global'), exist_ok=True)
     with open(os.path.join(path, 'PG_VERSION'), 'w') as handle:
         handle.write('%s\n' % version)
     # pg_control starts with the system identifier, a uint64 in native byte order; the rest is padding.
     with open(os.path.join(path, 'global', 'pg_control'), 'wb') as handle:
-        handle.write(struct.pack('=Q', system_id) + b'\0' * 8184)
+        head = struct.pack('=QIII', system_id, 1300, 202209061, 1) + b'\0' * 12 + struct.pack('=QQII', 0x3000028, 0x3000028,
+                                                                                           timeline, timeline)
+        handle.write(head + b'\0' * (8192 - len(head)))
     return path
 
 
@@ -336,6 +359,14 @@ class FakeContainer(object):
     def stop(self, timeout=None):
         self.engine.events.append(('stop', self.name, timeout))
         self.status = 'exited'
+
+    def unpause(self):
+        self.engine.events.append(('unpause', self.name))
+        self.status = 'running'
+
+    def update(self, restart_policy=None, **kwargs):
+        self.engine.events.append(('update', self.name, restart_policy))
+        self.attrs.setdefault('HostConfig', {})['RestartPolicy'] = dict(restart_policy)
 
     def start(self):
         self.engine.events.append(('start', self.name))

@@ -423,19 +423,60 @@ def test_ensure_directory_that_cannot_be_made(layout, docker, commands):
 
 # --- PostgreSQL ------------------------------------------------------------------------------------------
 
-def test_postgresql_runs_when_the_container_runs(layout, docker):
+@pytest.mark.parametrize('status, running', [('running', True), ('restarting', True), ('paused', True),
+                                             ('exited', False), ('created', False), ('dead', False)])
+def test_postgresql_runs_unless_the_container_is_stopped(layout, docker, status, running):
+    """A crash-looping (restarting) or paused container is not stopped: Docker starts it again, or it resumes."""
     found = target(docker)
-    assert found.postgresql_running(PGDATA) is True
-    layout['container'].status = 'restarting'
-    assert found.postgresql_running(PGDATA) is False
+    layout['container'].status = status
+    assert found.postgresql_running(PGDATA) is running
 
 
-def test_stop_and_start(layout, docker):
+@pytest.mark.parametrize('status', ['restarting', 'paused'])
+def test_nothing_runs_in_a_restarting_or_paused_container(layout, docker, status):
+    found = target(docker)
+    layout['container'].status = status
+    with pytest.raises(ChronosError) as raised:
+        found.run(['pg_isready'])
+    assert raised.value.msg.startswith("Container 'chronos-db' is %s: PostgreSQL in it does not answer." % status)
+    assert [event for event in docker.events if event[0] == 'create'] == []
+
+
+def test_stop_holds_the_restart_policy_off_and_release_puts_it_back(layout, docker, settings_dir):
     found = target(docker, stop_timeout=30)
+    found.hold_restart_policy()
     found.stop_postgresql(PGDATA, timeout=120)
     found.start_postgresql()
-    assert docker.events[-2:] == [('stop', 'chronos-db', 30), ('start', 'chronos-db')]
-    assert found.executed_commands == ['docker stop --time 30 chronos-db', 'docker start chronos-db']
+    assert docker.events[-3:] == [('update', 'chronos-db', {'Name': 'no'}), ('stop', 'chronos-db', 30),
+                                  ('start', 'chronos-db')]
+    assert layout['container'].attrs['HostConfig']['RestartPolicy'] == {'Name': 'no'}
+    assert found.executed_commands == ['docker update --restart=no chronos-db', 'docker stop --time 30 chronos-db',
+                                       'docker start chronos-db']
+    assert found.held_restart_policy() == 'unless-stopped'
+    record = os.path.join(settings_dir, 'held-restart-policies', 'chronos-db.json')
+    assert oct(os.stat(record).st_mode & 0o777) == oct(0o600)
+    assert oct(os.stat(os.path.dirname(record)).st_mode & 0o777) == oct(0o700)
+    # An interrupted restore's next run: a new target reads the record, and puts the policy back.
+    again = target(docker)
+    again.hold_restart_policy()                     # already held: the first record stays
+    again.release_restart_policy()
+    assert docker.events[-1] == ('update', 'chronos-db', {'Name': 'unless-stopped'})
+    assert again.held_restart_policy() is None and not os.path.exists(record)
+    assert layout['container'].attrs['HostConfig']['RestartPolicy'] == {'Name': 'unless-stopped'}
+
+
+def test_a_paused_container_is_unpaused_then_stopped(layout, docker, settings_dir):
+    layout['container'].status = 'paused'
+    target(docker).stop_postgresql(PGDATA, timeout=120)
+    assert [event[0] for event in docker.events[-2:]] == ['unpause', 'stop']
+
+
+def test_a_container_without_a_restart_policy_holds_nothing(layout, docker, settings_dir):
+    layout['container'].attrs['HostConfig']['RestartPolicy'] = {'Name': 'no'}
+    found = target(docker)
+    found.hold_restart_policy()
+    found.release_restart_policy()
+    assert [event[0] for event in docker.events if event[0] == 'update'] == []
 
 
 def recovery(in_recovery, paused):

@@ -29,11 +29,12 @@ def settings(tmp_path):
     """What pgbackrest_schedule writes into /etc/chronos-pgbackrest/<stanza>.json, metrics into tmp_path."""
     metrics = tmp_path / 'node-exporter'
     metrics.mkdir()
+    (tmp_path / 'pg' / 'main').mkdir(parents=True)
     config = tmp_path / 'pgbackrest.conf'
     config.write_text('[global]\narchive-push-queue-max=67108864\n[chronos-v2]\npg1-path=/var/lib/postgresql/15/main\n')
     return dict(stanza='chronos-v2', config=str(config), container=None, os_user='postgres', pg_user=None, pg_port=5432,
                 pg_socket_path='/var/run/postgresql', pg_bin_path='/usr/lib/postgresql/15/bin', pg_service='postgresql',
-                container_stop_timeout=60, pg_path='/var/lib/postgresql/15/main', metrics_dir=str(metrics),
+                container_stop_timeout=60, pg_path=str(tmp_path / 'pg' / 'main'), metrics_dir=str(metrics),
                 repository='s3://chronos-backups', log='/var/log/pgbackrest/backup.log', full_weekday=0,
                 wrapper=WRAPPER, drill={'port': 5499})
 
@@ -141,9 +142,24 @@ def test_metrics(settings, commands):
     commands.expect(*status_refresh())
     assert _jobs.Job(settings).metrics() == 0
     found = samples(settings, 'status')
+    assert (sample(found, 'pgbackrest_kept_copies'), sample(found, 'pgbackrest_kept_copies_bytes')) == (0, 0)
     assert sample(found, 'pgbackrest_exporter_status') == 1
     assert sample(found, 'pgbackrest_postgresql_up') == 1
     assert sample(found, 'pgbackrest_archive_archived_total') == 120
+
+
+def test_metrics_count_the_data_directories_restores_kept(settings, commands):
+    kept = settings['pg_path'] + '.pre-restore-20261124T095255Z'
+    os.makedirs(kept + '/base')
+    with open(kept + '/base/1259', 'wb') as handle:
+        handle.write(b'x' * 4096)
+    os.makedirs(settings['pg_path'] + '.rolled-back-20261124T100000Z')
+    commands.expect(*status_refresh())
+    _jobs.Job(settings).metrics()
+    found = samples(settings, 'status')
+    assert (sample(found, 'pgbackrest_kept_copies'), sample(found, 'pgbackrest_kept_copies_bytes')) == (2, 4096)
+    assert 0 < sample(found, 'pgbackrest_data_filesystem_avail_bytes') <= sample(
+        found, 'pgbackrest_data_filesystem_size_bytes')
 
 
 @pytest.mark.parametrize('answers', [
@@ -245,7 +261,7 @@ def test_drill_passes(settings, commands, drill, capsys):
     assert _jobs.Job(settings).drill('2026-11-24 09:23:44+00') == 0
     built = drill.built[0]
     assert (built['pg_path'], built['settings'].port, built['settings'].target) == (
-        '/var/lib/postgresql/15/main', 5499, '2026-11-24 09:23:44+00')
+        settings['pg_path'], 5499, '2026-11-24 09:23:44+00')
     found = samples(settings, 'drill')
     assert (sample(found, 'pgbackrest_drill_exit_code'), sample(found, 'pgbackrest_drill_restore_seconds')) == (0, 42)
     assert 'restore drill passed: backup set %s restored to latest in 42 s (files 30 s, recovery 12 s)' % (

@@ -301,12 +301,51 @@ def test_what_is_in_the_directory(cluster, tmp_path):
     assert missing.free() > 0            # measured on the parent
 
 
-def test_manual_put_back(tmp_path):
-    place = DirectoryPlace(str(tmp_path / 'main'))
-    kept = Kept('k', str(tmp_path / 'main.pre-restore-x'), 'x')
-    assert place.manual_put_back(kept, 'service postgresql stop', 'service postgresql start') == (
-        'service postgresql stop; mv %s/main %s/main.rolled-back-<UTC time>; mv %s/main.pre-restore-x %s/main; '
-        'service postgresql start' % ((tmp_path,) * 4))
+def test_the_guard_keeps_an_entrypoint_from_making_a_new_cluster(cluster):
+    """After the move aside: PG_VERSION (an entrypoint then finds "a database" and initialises nothing, and PostgreSQL
+    stops at once without pg_control) and a note saying why, owned like the directory."""
+    main = cluster / 'pg' / 'main'
+    place = DirectoryPlace(str(main))
+    kept = place.move_aside(FIRST)
+    assert not place.guarded()
+    place.guard(kept)
+    assert sorted(os.listdir(str(main))) == sorted([_places.GUARD_NOTE, 'PG_VERSION'])
+    with open(str(main / 'PG_VERSION')) as handle:
+        assert handle.read() == '15\n'
+    assert place.guarded() and not place.is_empty()
+    assert oct(os.stat(str(main / 'PG_VERSION')).st_mode & 0o777) == oct(0o600)
+    # Anything else in the directory (pgBackRest's restore began) and it is no longer just the guard.
+    write(str(main / 'backup.manifest'), '{}')
+    assert not place.guarded()
+
+
+def test_the_guard_is_never_written_through_a_link(cluster, tmp_path):
+    main = cluster / 'pg' / 'main'
+    place = DirectoryPlace(str(main))
+    kept = place.move_aside(FIRST)
+    os.symlink(str(tmp_path / 'elsewhere'), str(main / _places.GUARD_NOTE))
+    with pytest.raises(OSError):
+        place.guard(kept)
+    assert not os.path.exists(str(tmp_path / 'elsewhere'))
+
+
+def test_remove_kept_deletes_a_kept_copy_and_its_linked_directories(cluster):
+    main = cluster / 'pg' / 'main'
+    place = DirectoryPlace(str(main))
+    kept = place.move_aside(FIRST)
+    restore_into(cluster, 'new')
+    place.remove_kept(place.find_kept(FIRST))
+    assert place.kept() == []
+    assert os.listdir(str(cluster / 'wal')) == ['main'] and os.listdir(str(cluster / 'ts')) == ['one']
+    assert tree(str(main))['base/1/1259'] == 'new catalog'
+    assert kept.name not in os.listdir(str(cluster / 'pg'))
+
+
+def test_kept_copies_say_their_size_and_age(cluster, clock):
+    place = DirectoryPlace(str(cluster / 'pg' / 'main'))
+    place.move_aside('20261124T095255Z')
+    kept = place.kept()[0].as_dict()
+    assert (kept['bytes'], kept['age_seconds']) == (len('15\n') + len('old catalog'), int(clock.now) - 1795513975)
 
 
 # --- BindRootPlace ----------------------------------------------------------------------------------------
@@ -412,11 +451,11 @@ def test_volume_root_on_another_filesystem_moves_nothing(docker, volume_root, mo
     assert sorted(os.listdir(volume_root)) == ['PG_VERSION', 'base']
 
 
-def test_volume_root_manual_put_back(docker, volume_root):
+def test_volume_root_remove_kept_removes_its_volume(docker, volume_root):
     place = VolumeRootPlace(docker, 'pgdata', volume_root, 'chronos-db')
-    text = place.manual_put_back(Kept('pgdata-pre-restore-x', '/v/x/_data', 'x'), 'docker stop db', 'docker start db')
-    assert text == ('docker stop db; cd /var/lib/docker/volumes && mkdir pgdata-failed && mv %s/* pgdata-failed/ && '
-                    'mv /v/x/_data/* %s/; docker start db' % (volume_root, volume_root))
+    place.move_aside(FIRST)
+    place.remove_kept(place.find_kept(FIRST))
+    assert [volume.name for volume in docker.volumes.list()] == ['pgdata'] and place.kept() == []
 
 
 # --- disk usage ---------------------------------------------------------------------------------------------

@@ -16,8 +16,9 @@ import os
 
 import pytest
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils import _restore
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _postgres, _restore
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import GUARD_NOTE
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
     PgBackRest, PgBackRestError, parse_info)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import parse_lsn, parse_target_time
@@ -28,7 +29,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import 
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
     CLOCK_START, HISTORY_2, PREFIX, fails, fixture_text, ok, psql_rows, start_postgresql, stop_postgresql,
-    wal_listing, writes)
+    wal_listing)
 
 # The backups of info-after-pitr.json, oldest first: label, stop time, START WAL LOCATION (lsn.start), lsn.stop.
 F1 = '20261124-092101F'                      # stop 09:21:24, 0/2000028, 0/3000088
@@ -75,6 +76,16 @@ def segments(stanza):
     return found
 
 
+def server(timeline=2, lsn='0/14000060', in_recovery='f', ready=0):
+    """The running server's answers to inspect() after pg_isready and the recovery query: its position, then (not in
+    recovery) the archive queue."""
+    answers = [ok(psql_rows((in_recovery, str(timeline), lsn)))]
+    if in_recovery == 'f':
+        oldest = str(int(CLOCK_START) - 600) if ready else '0'
+        answers.append(ok(psql_rows((str(ready), oldest, '16777216', '/var/lib/postgresql/15/main'))))
+    return answers
+
+
 def request(restore_type='latest', target=None, **kwargs):
     kwargs.setdefault('pg_path', '/var/lib/postgresql/15/main')
     return Request(restore_type, target, **kwargs)
@@ -107,7 +118,7 @@ def test_request_reads_its_target():
 
 REQUEST_REFUSALS = [
     ('unknown-type', dict(restore_type='pitr'),
-     "Restore type 'pitr' is not one of latest, time, set, immediate, xid, lsn, name, rollback. Nothing was changed."),
+     "Restore type 'pitr' is not one of latest, time, set, immediate, xid, lsn, name, rollback, prune. Nothing was changed."),
     ('time-without-target', dict(restore_type='time'), 'A time restore needs a target. Nothing was changed.'),
     ('xid-without-target', dict(restore_type='xid', target=''), 'A xid restore needs a target. Nothing was changed.'),
     ('set-without-set', dict(restore_type='set'), 'A set restore needs the backup set (its label). Nothing was changed.'),
@@ -369,30 +380,12 @@ def place_of(pg_path):
     return HostTarget().data_place(pg_path)
 
 
-def test_rows_written_counts_every_database(host, commands):
-    commands.expect(*writes(postgres=0, template1=0, shop=1200, crm=34))
-    assert _restore.rows_written(host) == 1234
-    assert commands.calls[0]['stdin'] == 'SELECT datname FROM pg_database WHERE datallowconn'
-    assert commands.calls[0]['argv'][-3:] == ['postgres', '-f', '-']
-    # Each database is asked on its own connection, about its user tables only (not the catalog autovacuum writes).
-    assert [call['argv'][-3] for call in commands.calls[1:]] == ['postgres', 'template1', 'shop', 'crm']
-    assert set(call['stdin'] for call in commands.calls[1:]) == set([_restore.WRITES_QUERY])
-    assert 'FROM pg_stat_user_tables' in _restore.WRITES_QUERY
-
-
-def test_rows_written_when_a_database_cannot_be_asked(host, commands):
-    commands.expect(ok(psql_rows(('postgres',), ('shop',))), ok(psql_rows(('0',))),
-                    fails(2, b'psql: error: FATAL:  database "shop" does not exist\n'))
-    with pytest.raises(ChronosError) as raised:
-        _restore.rows_written(host)
-    assert raised.value.msg.startswith('Unable to count the rows written to shop: psql on this host exited 2: ')
-
-
 def test_inspect_a_stopped_empty_directory(host, commands, make_data_dir):
     pg_path = make_data_dir()
     state = _restore.inspect(host, place_of(pg_path), pg_path)
-    assert state == dict(running=False, ready=False, in_recovery=None, paused=None, writes=None, has_cluster=False,
-                         empty=True, restoring=False, recovering=False, restored=None, kept=[])
+    assert state == dict(running=False, ready=False, in_recovery=None, paused=None, timeline=None, lsn=None,
+                         committed=None, has_cluster=False, empty=True, guarded=False, restoring=False,
+                         recovering=False, restored=None, control=None, kept=[], queue=None)
     assert commands.calls == []
 
 
@@ -401,15 +394,17 @@ def test_inspect_a_running_restored_cluster(host, commands, make_data_dir):
                              'postgresql.auto.conf': 'datadir-main.auto.conf', 'PG_VERSION': b'15\n',
                              'postmaster.pid': ('%d\n' % os.getpid()).encode()})
     os.makedirs(pg_path + '.pre-restore-20261124T095255Z')
-    commands.expect(ok(), ok(psql_rows(('f', 'f'))), *writes(postgres=0, template1=0))
+    commands.expect(ok(), ok(psql_rows(('f', 'f'))), *server(timeline=2, lsn='0/14000060'))
     state = _restore.inspect(host, place_of(pg_path), pg_path)
-    assert commands.names == ['pg_isready', 'psql', 'psql', 'psql', 'psql']
-    assert commands.calls[4]['stdin'] == _restore.WRITES_QUERY
-    assert (state['running'], state['ready'], state['in_recovery'], state['paused'], state['writes']) == (
-        True, True, False, False, 0)
+    assert commands.names == ['pg_isready', 'psql', 'psql', 'psql']
+    assert commands.calls[2]['stdin'] == _postgres.SERVER_POSITION_QUERY
+    assert commands.calls[3]['stdin'] == _postgres.ARCHIVE_QUEUE_QUERY
+    assert (state['running'], state['ready'], state['in_recovery'], state['paused'], state['timeline'], state['lsn']) == (
+        True, True, False, False, 2, parse_lsn('0/14000060'))
+    assert state['queue']['ready_segments'] == 0
     assert (state['has_cluster'], state['empty'], state['restoring'], state['recovering']) == (True, False, False, False)
     assert state['restored']['start_lsn'] == '0/10000028'
-    assert state['kept'] == [dict(name=pg_path + '.pre-restore-20261124T095255Z',
+    assert state['kept'] == [dict(name=pg_path + '.pre-restore-20261124T095255Z', bytes=0, age_seconds=24,
                                   path=pg_path + '.pre-restore-20261124T095255Z', stamp='20261124T095255Z')]
 
 
@@ -418,7 +413,7 @@ def test_inspect_a_running_server_that_does_not_answer(host, commands, make_data
                              'backup.manifest': b'{}'})
     commands.expect(fails(1))
     state = _restore.inspect(host, place_of(pg_path), pg_path)
-    assert (state['running'], state['ready'], state['writes'], state['recovering'], state['restoring']) == (
+    assert (state['running'], state['ready'], state['committed'], state['recovering'], state['restoring']) == (
         True, False, None, True, True)
 
 
@@ -487,9 +482,12 @@ def test_is_this_restore(make_data_dir, backups, case, files, args, label, expec
 
 # --- remaining_steps ------------------------------------------------------------------------------------
 
-STATE = dict(running=False, ready=False, in_recovery=None, paused=None, writes=None, has_cluster=False, empty=False,
-             restoring=False, recovering=False)
-RUNNING = dict(STATE, running=True, ready=True, in_recovery=False, paused=False, writes=0, has_cluster=True)
+STATE = dict(running=False, ready=False, in_recovery=None, paused=None, committed=None, has_cluster=False, empty=False,
+             guarded=False, restoring=False, recovering=False, timeline=None)
+RUNNING = dict(STATE, running=True, ready=True, in_recovery=False, paused=False, committed=[], has_cluster=True,
+               timeline=3)
+# A commit in the server's own WAL since the restore ended, as _wal.parse_waldump reads it.
+COMMIT = dict(rmgr='Transaction', xid=751, lsn=parse_lsn('0/14000150'), desc='COMMIT 2026-11-24 10:01:02.123456 UTC')
 ALL = ['stop', 'move_aside', 'restore', 'recover', 'check']
 
 REMAINING_STEPS = [
@@ -498,13 +496,15 @@ REMAINING_STEPS = [
      dict(restore_type='time', target='2026-11-24 09:23:44+00', target_action='pause'), []),
     ('running-this-restore-promoted-but-pause-asked', RUNNING, True,
      dict(restore_type='time', target='2026-11-24 09:23:44+00', target_action='pause'), ALL),
-    ('running-this-restore-with-writes', dict(RUNNING, writes=12), True, dict(), ALL),
+    ('running-this-restore-with-a-commit', dict(RUNNING, committed=[COMMIT]), True, dict(), ALL),
+    ('running-this-restore-its-wal-gone', dict(RUNNING, committed=None), True, dict(), ALL),
     ('running-this-restore-still-recovering', dict(RUNNING, in_recovery=True, recovering=True), True, dict(),
      ['recover', 'check']),
-    ('running-this-restore-not-answering', dict(RUNNING, ready=False, writes=None), True, dict(), ALL),
+    ('running-this-restore-not-answering', dict(RUNNING, ready=False, committed=None), True, dict(), ALL),
     ('running-another-cluster', RUNNING, False, dict(), ALL),
     ('stopped-empty', dict(STATE, empty=True), False, dict(), ['restore', 'recover', 'check']),
     ('stopped-empty-this-restore', dict(STATE, empty=True), True, dict(), ['restore', 'recover', 'check']),
+    ('stopped-guarded', dict(STATE, guarded=True), False, dict(), ['restore', 'recover', 'check']),
     ('stopped-interrupted-restore', dict(STATE, restoring=True, has_cluster=True), False, dict(),
      ['resume', 'recover', 'check']),
     ('stopped-this-restore-not-recovered', dict(STATE, recovering=True, has_cluster=True), True, dict(),
@@ -524,13 +524,20 @@ def test_remaining_steps(case, state, this_restore, args, steps):
 
 
 @pytest.mark.parametrize('state, this_restore, found', [
-    (RUNNING, True, 'PostgreSQL runs the result of this restore, and nothing was written since it started'),
-    (dict(RUNNING, writes=12), True,
-     'PostgreSQL runs a cluster restored from this backup, but 12 rows were written since it started'),
+    (RUNNING, True, 'PostgreSQL runs the result of this restore (timeline 3), and its WAL holds no commit since the '
+                    'restore ended'),
+    (dict(RUNNING, committed=[COMMIT, dict(COMMIT, xid=752)]), True,
+     'PostgreSQL runs a cluster restored from this backup, but 2 transactions committed since (the first, xid 751, at '
+     '0/14000150, 2026-11-24 10:01:02.123456 UTC)'),
+    (dict(RUNNING, committed=None), True,
+     'PostgreSQL runs a cluster restored from this backup, but whether a transaction committed since cannot be told: '
+     'the WAL since the restore ended is no longer in pg_wal'),
     (dict(RUNNING, in_recovery=True), True,
      'PostgreSQL runs a cluster restored from this backup, in another state than asked'),
     (RUNNING, False, 'PostgreSQL runs on the data directory'),
     (dict(STATE, empty=True), False, 'PostgreSQL is stopped and the data directory is empty'),
+    (dict(STATE, guarded=True), False,
+     'PostgreSQL is stopped and the data directory is emptied by a restore (guarded against a new cluster)'),
     (dict(STATE, has_cluster=True), False, 'PostgreSQL is stopped and the data directory holds a cluster'),
     (STATE, False, 'PostgreSQL is stopped and the data directory holds files'),
 ])
@@ -629,13 +636,44 @@ def test_plan_a_time_on_timeline_1(host, commands, make_data_dir):
                                 'is kept, not deleted.')
 
 
-def test_plan_running_with_writes_discards_them(host, commands, make_data_dir):
+def running_lookups(timeline=2, ready=0):
+    """What plan() reads when PostgreSQL runs: info and the archived WAL, the server (inspect), then the followed
+    timeline's history from the repository."""
+    answers = [ok(INFO), ok(wal_listing()), ok(), ok(psql_rows(('f', 'f')))] + server(timeline=timeline, ready=ready)
+    if timeline == 2:
+        answers.append(ok(HISTORY_2))
+    return answers
+
+
+def test_plan_latest_of_a_running_cluster_archives_first(host, commands, make_data_dir):
+    """A latest restore stops production only once its WAL is in the repository: a step of its own comes first."""
     pg_path = make_data_dir({'PG_VERSION': b'15\n', 'postmaster.pid': ('%d\n' % os.getpid()).encode()})
-    commands.expect(*lookups() + [ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=0, template1=0, shop=1234))
+    commands.expect(*running_lookups(ready=3))
     plan = Restore(host, PgBackRest(host, 'chronos-v2'), request(pg_path=pg_path)).plan()
+    assert plan['steps'] == ['archive'] + ALL
+    assert plan['timeline'] == 2
+    assert plan['facts'] == ["timeline 2: the running server's",
+                             '3 WAL segments wait in pg_wal to be archived, the oldest since 2026-11-24 09:43:19+00']
+    assert plan['discards'] == 'The current data directory is kept, not deleted.'
+
+
+def test_plan_latest_giving_unarchived_wal_up(host, commands, make_data_dir):
+    pg_path = make_data_dir({'PG_VERSION': b'15\n', 'postmaster.pid': ('%d\n' % os.getpid()).encode()})
+    commands.expect(*running_lookups(ready=3))
+    plan = Restore(host, PgBackRest(host, 'chronos-v2'), request(pg_path=pg_path, accept_wal_loss=True)).plan()
     assert plan['steps'] == ALL
-    assert plan['discards'] == ('1234 rows written since PostgreSQL started; WAL not yet archived are not in the '
+    assert 'WAL not yet archived is given up (accept_wal_loss)' in plan['facts']
+    assert plan['discards'] == ('WAL not archived (3 segments waiting, and what is written until the stop) is not in the '
                                 'restored cluster; the current data directory is kept, not deleted.')
+
+
+def test_plan_follows_the_running_servers_timeline_not_the_newest_archived(host, commands, make_data_dir):
+    """The repository's newest segment is on timeline 2 (an abandoned point-in-time restore's); production runs on 1."""
+    pg_path = make_data_dir({'PG_VERSION': b'15\n', 'postmaster.pid': ('%d\n' % os.getpid()).encode()})
+    commands.expect(*running_lookups(timeline=1))
+    plan = Restore(host, PgBackRest(host, 'chronos-v2'), request(pg_path=pg_path)).plan()
+    assert (plan['timeline'], plan['set']) == (1, I2)
+    assert '--target-timeline=1' in plan['options']
 
 
 @pytest.mark.parametrize('args, info, names, message, window', [
@@ -737,21 +775,72 @@ def test_execute_moves_the_old_cluster_aside(host, commands, make_data_dir, cloc
     stamp = _restore.stamp()
     assert result['kept']['name'] == pg_path + '.pre-restore-' + stamp
     assert sorted(os.listdir(result['kept']['path'])) == ['PG_VERSION', 'base']
-    # pgBackRest restored into the emptied directory (postmaster.pid: what the start wrote).
-    assert os.listdir(pg_path) == ['postmaster.pid']
+    # pgBackRest restored into the emptied directory with --delta, over the guard (postmaster.pid: what the start
+    # wrote; the fake restore leaves the guard).
+    assert sorted(os.listdir(pg_path)) == sorted([GUARD_NOTE, 'PG_VERSION', 'postmaster.pid'])
+    assert commands.calls[3]['argv'][-2:] == ['--delta', 'restore']
 
 
-def test_execute_stops_a_running_postgresql_first(host, commands, make_data_dir):
+def test_execute_archives_then_stops_a_running_postgresql_first(host, commands, make_data_dir):
     pg_path = make_data_dir({'PG_VERSION': b'15\n', 'postmaster.pid': ('%d\n' % os.getpid()).encode()})
     restore = Restore(host, PgBackRest(host, 'chronos-v2'), request(pg_path=pg_path))
-    commands.expect(*lookups() + [ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=9))
+    commands.expect(*running_lookups())
     plan = restore.plan()
-    commands.expect(stop_postgresql(pg_path), ok(), start_postgresql(pg_path), ok(psql_rows(('f', 'f'))),
+    commands.expect(ok(psql_rows(('000000020000000000000014',))), ok(psql_rows(('1',))), ok(psql_rows(('0',))),
+                    stop_postgresql(pg_path), ok(b''), ok(), start_postgresql(pg_path), ok(psql_rows(('f', 'f'))),
                     ok(psql_rows(('4',))))
     restore.execute(plan)
-    assert commands.names[7:] == ['service', 'restore', 'service', 'psql', 'psql']
+    assert commands.names[7:] == ['psql', 'psql', 'psql', 'service', 'find', 'restore', 'service', 'psql', 'psql']
+    assert commands.calls[7]['stdin'] == 'SELECT pg_walfile_name(pg_switch_wal())'
+    assert '-v' in commands.calls[8]['argv'] and 'segment=000000020000000000000014' in commands.calls[8]['argv']
+    assert commands.calls[11]['argv'] == ['find', pg_path + '/pg_wal/archive_status', '-name', '*.ready']
     assert [call['argv'][1:] for call in commands.calls if call['argv'][0].endswith('service')] == [
         ['postgresql', 'stop'], ['postgresql', 'start']]
+
+
+def test_execute_refuses_to_stop_when_archiving_makes_no_progress(host, commands, make_data_dir, clock):
+    pg_path = make_data_dir({'PG_VERSION': b'15\n', 'postmaster.pid': ('%d\n' % os.getpid()).encode()})
+    restore = Restore(host, PgBackRest(host, 'chronos-v2'), request(pg_path=pg_path, archive_wait=3))
+    commands.expect(*running_lookups())
+    plan = restore.plan()
+    commands.expect(ok(psql_rows(('000000020000000000000014',))), *[ok(psql_rows(('2',)))] * 4,
+                    ok(psql_rows(('2', str(int(CLOCK_START) - 600), '16777216', pg_path))))
+    with pytest.raises(ChronosError) as raised:
+        restore.execute(plan)
+    assert raised.value.msg.startswith('WAL archiving does not reach the repository: 2 segments (32 MB) wait in pg_wal, '
+                                       'the oldest since 2026-11-24 09:43:19+00, and none was archived in 3 s.')
+    assert 'PostgreSQL was not stopped; nothing was changed.' in raised.value.msg
+    assert raised.value.extra['refused'] is True
+    assert 'service' not in commands.names
+
+
+def test_execute_pushes_what_postgresql_left_unarchived_at_its_stop(host, commands, make_data_dir):
+    pg_path = make_data_dir({'PG_VERSION': b'15\n', 'postmaster.pid': ('%d\n' % os.getpid()).encode()})
+    restore = Restore(host, PgBackRest(host, 'chronos-v2'), request(pg_path=pg_path))
+    commands.expect(*running_lookups())
+    plan = restore.plan()
+    left = ('%s/pg_wal/archive_status/000000020000000000000015.ready\n' % pg_path).encode()
+    commands.expect(ok(psql_rows(('000000020000000000000014',))), ok(psql_rows(('0',))), stop_postgresql(pg_path),
+                    ok(left), ok(), ok(), start_postgresql(pg_path), ok(psql_rows(('f', 'f'))), ok(psql_rows(('4',))))
+    restore.execute(plan)
+    pushed = [call for call in commands.calls if 'archive-push' in call['argv']][0]
+    assert [arg for arg in pushed['argv'] if not arg.startswith('--stanza') and 'log-level' not in arg] == [
+        'pgbackrest', '--no-archive-async', 'archive-push', pg_path + '/pg_wal/000000020000000000000015']
+
+
+def test_execute_starts_postgresql_again_when_what_it_left_cannot_be_archived(host, commands, make_data_dir):
+    pg_path = make_data_dir({'PG_VERSION': b'15\n', 'postmaster.pid': ('%d\n' % os.getpid()).encode()})
+    restore = Restore(host, PgBackRest(host, 'chronos-v2'), request(pg_path=pg_path))
+    commands.expect(*running_lookups())
+    plan = restore.plan()
+    left = ('%s/pg_wal/archive_status/000000020000000000000015.ready\n' % pg_path).encode()
+    commands.expect(ok(psql_rows(('000000020000000000000014',))), ok(psql_rows(('0',))), stop_postgresql(pg_path),
+                    ok(left), fails(103, b'ERROR: [103]: unable to find a valid repository\n'),
+                    start_postgresql(pg_path), ok())
+    with pytest.raises(PgBackRestError) as raised:
+        restore.execute(plan)
+    assert 'PostgreSQL was started again; nothing was moved.' in raised.value.msg
+    assert os.path.exists(os.path.join(pg_path, 'postmaster.pid')) and restore.place.kept() == []
 
 
 @pytest.mark.parametrize('rc, name, advice', [
@@ -795,7 +884,7 @@ def test_execute_stops_after_a_step_when_a_fault_is_injected(host, commands, mak
     with pytest.raises(Interrupted) as raised:
         run_restore(host, commands, pg_path)
     assert raised.value.args == (130,)
-    assert os.listdir(pg_path) == []
+    assert sorted(os.listdir(pg_path)) == sorted([GUARD_NOTE, 'PG_VERSION'])
 
 
 def test_execute_while_another_holds_the_stanza(host, commands, make_data_dir, clock):
@@ -825,25 +914,11 @@ def test_progress_while_a_backup_holds_the_lock(host, commands):
 def test_progress_of_the_files_from_the_data_directory(host, commands, make_data_dir, clock):
     """pgBackRest 2.45 does not report a restore's progress: the bytes in the data directory stand for it."""
     pg_path = make_data_dir({'base/1/1259': b'x' * (3 * 2 ** 20)})
-    commands.expect(ok(INFO))
     with StanzaLock('chronos-v2', 'restore into %s' % pg_path) as lock:
         lock.note('step 2 of 4, restore the files with pgBackRest; started %d; backup size %d' % (
             clock.now - 125, 12 * 2 ** 20))
         text = _restore.progress(host, PgBackRest(host, 'chronos-v2'), pg_path)
     assert text == 'Step 2 of 4, restore the files with pgBackRest: 3 of 12 MiB (25 %); 2 min 05 s since the restore started.'
-
-
-def test_progress_of_the_files_from_pgbackrest(host, commands, make_data_dir, clock, captured):
-    """pgBackRest 2.56+ reports a running restore's size and what it completed (status.lock.restore)."""
-    import json
-    raw = json.loads(captured(INFO))
-    raw[0]['status']['lock']['restore'] = {'held': True, 'size': 40 * 2 ** 20, 'size-cplt': 30 * 2 ** 20}
-    commands.expect(ok(json.dumps(raw).encode()))
-    with StanzaLock('chronos-v2', 'restore into /data') as lock:
-        lock.note('step 1 of 3, resume the interrupted pgBackRest restore (--delta); started %d; backup size 1' % clock.now)
-        text = _restore.progress(host, PgBackRest(host, 'chronos-v2'), make_data_dir())
-    assert text == ('Step 1 of 3, resume the interrupted pgBackRest restore (--delta): 30 of 40 MiB (75 %); 0 min 00 s '
-                    'since the restore started.')
 
 
 def test_progress_of_another_step(host, commands, clock):

@@ -169,6 +169,7 @@ def test_in_a_container_the_container_is_restarted(run_module, docker):
                      [OFF, ok(), ok(), ARCHIVING, ok()])
     assert not run.failed, run.msg
     assert run.commands == ['psql', 'psql', 'pg_isready', 'psql', 'check']
+    assert 'update' not in [event[0] for event in docker.events], 'a restart for archive_mode holds no restart policy'
     assert [event for event in docker.events if event[0] in ('stop', 'start')] == [
         ('stop', 'chronos-db', 60), ('start', 'chronos-db')]
     assert container.status == 'running'

@@ -19,8 +19,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_restore
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
-    HISTORY_2, PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows, start_postgresql,
-    stop_postgresql, wal_listing, writes)
+    CLOCK_START, HISTORY_2, PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows, server_answers,
+    start_postgresql, stop_postgresql, wal_listing, waldump, write_cluster)
 
 F1 = '20261124-092101F'                      # stop 09:21:24, 0/2000028
 F2 = '20261124-092311F'                      # stop 09:23:37, 0/6000028
@@ -50,6 +50,18 @@ def lookups(timeline=2, info=INFO):
     """What the module reads from the repository: info, the archived WAL, and timeline 2's history when it follows
     timeline 2."""
     return [ok(info), ok(wal_listing())] + ([ok(HISTORY_2)] if timeline == 2 else [])
+
+
+def running_lookups(timeline=2, ready=0):
+    """What the module reads when PostgreSQL runs: info and the archived WAL, the server (pg_isready, then
+    server_answers), then the followed timeline's history from the repository."""
+    answers = [ok(INFO), ok(wal_listing()), ok()] + server_answers(timeline=timeline, ready=ready)
+    return answers + ([ok(HISTORY_2)] if timeline == 2 else [])
+
+
+def since_the_restore(*commits):
+    """The commits since this restore ended: timeline 2's history from the server's pg_wal, then pg_waldump."""
+    return [ok(psql_rows((HISTORY_2.decode(),))), ok(waldump(*commits))]
 
 
 def running(pg_path):
@@ -103,14 +115,8 @@ PLANS = [
     ('latest-with-set', dict(type='latest', set=D1), D1, 2, ['--set=' + D1, '--type=default', '--target-timeline=2']),
     ('latest-timeline-latest', dict(target_timeline='latest'), I2, None,
      ['--set=' + I2, '--type=default', '--target-timeline=latest']),
-    ('xid', dict(type='xid', target='750', set=D2), D2, 2,
-     ['--set=' + D2, '--type=xid', '--target=750', '--target-action=promote', '--target-timeline=2']),
-    ('xid-without-set', dict(type='xid', target='750'), I2, 2,
-     ['--set=' + I2, '--type=xid', '--target=750', '--target-action=promote', '--target-timeline=2']),
     ('lsn', dict(type='lsn', target='0/D000200'), D2, 2,
      ['--set=' + D2, '--type=lsn', '--target=0/D000200', '--target-action=promote', '--target-timeline=2']),
-    ('name', dict(type='name', target='before-upgrade', set=D2, target_action='pause'), D2, 2,
-     ['--set=' + D2, '--type=name', '--target=before-upgrade', '--target-action=pause', '--target-timeline=2']),
     # type=set is pgBackRest's immediate with that set: no --target-timeline (pgBackRest refuses it there).
     ('set', dict(type='set', set=F2), F2, 2, ['--set=' + F2, '--type=immediate', '--target-action=promote']),
     ('immediate', dict(type='immediate'), I2, 2, ['--set=' + I2, '--type=immediate', '--target-action=promote']),
@@ -283,16 +289,22 @@ def test_refuses_without_room(run_module, make_data_dir, monkeypatch):
 
 # --- the state of pg_path -----------------------------------------------------------------------------
 
-def test_check_mode_plans_to_stop_a_running_postgresql(run_module, make_data_dir):
+def test_check_mode_plans_to_archive_then_stop_a_running_postgresql(run_module, make_data_dir):
     pg_path = make_data_dir(dict(LAB_MAIN, **running(None)))
-    run = plan_restore(run_module, pg_path, dict(), state=[ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=0))
+    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path), running_lookups(),
+                     check_mode=True)
+    assert not run.failed, run.msg
     assert run.result['changed'] is True
     plan = run.result['plan']
-    assert plan['steps'] == ['stop', 'move_aside', 'restore', 'recover', 'check']
+    assert plan['steps'] == ['archive', 'stop', 'move_aside', 'restore', 'recover', 'check']
     assert plan['postgresql_running'] is True
     assert plan['found'] == 'PostgreSQL runs on the data directory'
-    assert plan['discards'] == ('WAL not yet archived are not in the restored cluster; the current data directory is '
-                                'kept, not deleted.')
+    assert plan['facts'] == ["timeline 2: the running server's"]
+    assert plan['discards'] == 'The current data directory is kept, not deleted.'
+    assert run.result['lines'][:3] == [
+        'Found: PostgreSQL runs on the data directory.', "Decided from: timeline 2: the running server's.",
+        'Restore latest from backup set %s (incr, stopped 2026-11-24 09:50:28+00) into %s, following timeline 2, '
+        'recoverable from %s to %s.' % (I2, pg_path, WINDOW_START, TL2_END)]
 
 
 @pytest.mark.parametrize('files, found', [
@@ -320,8 +332,9 @@ def test_check_mode_plans_to_resume_an_interrupted_restore(run_module, make_data
 def test_check_mode_records_no_restore_when_there_is_nothing_to_do(run_module, make_data_dir):
     """The running result of this very restore: nothing to do, so no restore command, not even planned."""
     pg_path = make_data_dir(dict(LAB_MAIN, **running(None)))
-    run = plan_restore(run_module, pg_path, dict(type='time', target='2026-11-24 09:52:48.817350+00', set=I2),
-                       state=[ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=0))
+    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, type='time',
+                                              target='2026-11-24 09:52:48.817350+00', set=I2),
+                     running_lookups() + since_the_restore(), check_mode=True)
     assert (run.result['changed'], run.result['plan']['steps']) == (False, [])
     assert not [command for command in run.result['executed_commands'] if command.endswith(' restore')]
 
@@ -330,24 +343,119 @@ def test_a_running_restore_result_is_left_alone(run_module, make_data_dir):
     """The lab's live data directory: a PITR to 09:52:48.817350 from the newest backup, recovered, promoted, nothing
     written since. Outside check mode too, it is not restored again."""
     pg_path = make_data_dir(dict(LAB_MAIN, **running(None)))
+    # Autovacuum's records, and a transaction that never wrote (no xid): no commit.
     run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, type='time',
                                               target='2026-11-24 09:52:48.817350+00', set=I2),
-                     lookups() + [ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=0, template1=0, shop=0))
+                     running_lookups() + since_the_restore(('Standby', 0, '0/14000028', 'RUNNING_XACTS nextXid 752')))
     assert not run.failed, run.msg
     assert run.result['changed'] is False
-    assert run.commands == ['info', 'repo-ls', 'repo-get', 'pg_isready'] + ['psql'] * 5
+    assert run.commands == ['info', 'repo-ls', 'pg_isready', 'psql', 'psql', 'psql', 'repo-get', 'psql', 'pg_waldump']
+    waldump_call = run.calls[-1]['argv']
+    assert waldump_call[1:] == ['-p', pg_path + '/pg_wal', '-t', '2', '-s', '0/120000A0', '-e', '0/14000060', '-r',
+                                'Transaction']
     assert run.result['plan']['steps'] == []
-    assert run.result['plan']['found'] == ('PostgreSQL runs the result of this restore, and nothing was written since it '
-                                           'started')
+    assert run.result['plan']['found'] == ('PostgreSQL runs the result of this restore (timeline 2), and its WAL holds no '
+                                           'commit since the restore ended')
 
 
-def test_a_restore_result_written_to_is_restored_again(run_module, make_data_dir):
+@pytest.mark.parametrize('desc', ['COMMIT 2026-11-24 10:01:02.123456 UTC', 'COMMIT 2026-11-24 10:01:02.123456 UTC; rels: '
+                                  'base/16384/16400; inval msgs: catcache 55 relcache 16400'],
+                         ids=['rows', 'drop-table'])
+def test_a_restore_result_committed_to_is_restored_again(run_module, make_data_dir, desc):
+    """Any commit since the restore ended - rows, or a DROP TABLE, which no row counter sees - makes it due again."""
     pg_path = make_data_dir(dict(LAB_MAIN, **running(None)))
-    run = plan_restore(run_module, pg_path, dict(type='time', target='2026-11-24 09:52:48.817350+00'),
-                       state=[ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=0, template1=0, shop=17))
+    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, type='time',
+                                              target='2026-11-24 09:52:48.817350+00'),
+                     running_lookups() + since_the_restore(('Transaction', 751, '0/14000150', desc)), check_mode=True)
     assert run.result['changed'] is True
-    assert run.result['plan']['discards'].startswith('17 rows written since PostgreSQL was restored; changes after the '
-                                                     'target are not in the restored cluster')
+    assert run.result['plan']['steps'] == ['stop', 'move_aside', 'restore', 'recover', 'check']
+    assert run.result['plan']['discards'].startswith(
+        '1 transaction committed since (the first, xid 751, at 0/14000150, 2026-11-24 10:01:02.123456 UTC): they are '
+        'not in the restored cluster; changes after the target are not in the restored cluster')
+
+
+def test_a_restore_result_whose_wal_is_gone_is_restored_again(run_module, make_data_dir):
+    """The WAL since the restore ended was recycled: whether anything committed cannot be told, so it restores."""
+    pg_path = make_data_dir(dict(LAB_MAIN, **running(None)))
+    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, type='time',
+                                              target='2026-11-24 09:52:48.817350+00'),
+                     running_lookups() + [ok(psql_rows((HISTORY_2.decode(),))),
+                                          fails(1, b'pg_waldump: error: could not find file "000000020000000000000012": '
+                                                   b'No such file or directory\n')], check_mode=True)
+    assert run.result['plan']['steps'][:1] == ['stop']
+    assert 'the WAL since the restore ended is no longer in pg_wal' in run.result['plan']['found']
+
+
+# --- name and xid targets: found in the archived WAL before anything stops ---------------------------------
+
+def scan_segment(*records):
+    """The answers for one archived segment read by _wal.WalScan: archive-get, pg_waldump, rm."""
+    return [ok(), ok(waldump(*records)), ok()]
+
+
+TL2_SEGMENTS = ['000000020000000000000012']
+TL1_NEWEST_FIRST = ['0000000100000000000000%02X' % number for number in range(0x12, 0, -1)]
+
+
+def test_a_restore_point_before_the_newest_backup_gets_the_backup_before_it(run_module, make_data_dir):
+    """'before-upgrade' was created at 0/E000060, after D2 ended and before I2 began: D2 is the backup, and nothing
+    the archived WAL holds before D2's start is read."""
+    pg_path = make_data_dir()
+    answers = [ok('info-after-pitr.json'), ok(wal_listing()), ok(HISTORY_2), ok()]
+    for segment in TL2_SEGMENTS + TL1_NEWEST_FIRST:
+        if segment == '00000001000000000000000E':
+            answers += scan_segment(('XLOG', 0, '0/0E000060', 'RESTORE_POINT before-upgrade'))
+        else:
+            answers += scan_segment()
+        if segment == '00000001000000000000000D':
+            break
+    answers.append(ok())
+    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, type='name',
+                                              target='before-upgrade'), answers, check_mode=True)
+    assert not run.failed, run.msg
+    plan = run.result['plan']
+    assert plan['set'] == D2
+    assert plan['located'] == dict(lsn='0/E000060', desc='RESTORE_POINT before-upgrade')
+    assert "restore point 'before-upgrade' at 0/E000060 in the archived WAL" in plan['facts']
+    gets = [call['argv'][-2] for call in run.calls if 'archive-get' in call['argv']]
+    assert gets == TL2_SEGMENTS + TL1_NEWEST_FIRST[:TL1_NEWEST_FIRST.index('00000001000000000000000D') + 1]
+
+
+def test_an_xid_is_found_by_its_commit(run_module, make_data_dir):
+    pg_path = make_data_dir()
+    answers = [ok('info-after-pitr.json'), ok(wal_listing()), ok(HISTORY_2), ok()]
+    answers += scan_segment() + scan_segment() + scan_segment(
+        ('Transaction', 750, '0/11000150', 'COMMIT 2026-11-24 09:51:00.000001 UTC')) + [ok()]
+    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, type='xid', target='750'),
+                     answers, check_mode=True)
+    assert not run.failed, run.msg
+    assert run.result['plan']['set'] == I2
+    assert run.result['plan']['located']['lsn'] == '0/11000150'
+
+
+def test_a_rolled_back_xid_is_refused_before_anything_stops(run_module, make_data_dir):
+    pg_path = make_data_dir(dict(running(None), **{'PG_VERSION': b'15\n'}))
+    answers = running_lookups() + [ok()] + scan_segment(
+        ('Transaction', 750, '0/12000150', 'ABORT 2026-11-24 09:52:00.000001 UTC')) + [ok()]
+    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, type='xid', target='750'), answers)
+    assert run.failed
+    assert run.msg.startswith('Transaction 750 was rolled back (ABORT 2026-11-24 09:52:00.000001 UTC at 0/12000150)')
+    assert 'service' not in run.commands
+
+
+def test_an_unknown_restore_point_is_refused_before_anything_stops(run_module, make_data_dir):
+    pg_path = make_data_dir(dict(running(None), **{'PG_VERSION': b'15\n'}))
+    answers = running_lookups() + [ok()]
+    for dummy in TL2_SEGMENTS + TL1_NEWEST_FIRST[:-1]:
+        answers += scan_segment()
+    answers.append(ok())
+    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path, type='name', target='nowhere'),
+                     answers)
+    assert run.failed
+    assert run.msg == ("The archived WAL holds no restore point named 'nowhere' after the end of any backup (from "
+                       "000000010000000000000002 on): the target cannot be reached, so nothing was stopped. Nothing was "
+                       "changed.")
+    assert 'service' not in run.commands and os.path.exists(os.path.join(pg_path, 'postmaster.pid'))
 
 
 # --- real runs --------------------------------------------------------------------------------------------
@@ -371,7 +479,8 @@ def test_runs_the_restore(run_module, make_data_dir, case, args, files, timeline
                      lookups(timeline) + [ok()] + recovered_and_checked(pg_path))
     assert not run.failed, run.msg
     assert run.result['changed'] is True
-    argv = PREFIX + ['--pg1-path=' + pg_path] + options + ['restore']
+    # Over a data directory moved aside, pgBackRest restores over the guard it leaves (--delta).
+    argv = PREFIX + ['--pg1-path=' + pg_path] + options + (['--delta'] if files else []) + ['restore']
     restore = run.commands.index('restore')
     assert run.calls[restore]['argv'] == argv
     assert run.commands[restore:] == ['restore', 'service', 'psql', 'psql', 'psql', 'info']
@@ -412,12 +521,15 @@ def test_pause_at_the_target_reads_no_timeline(run_module, make_data_dir):
 def test_stops_a_running_postgresql_and_keeps_its_data(run_module, make_data_dir):
     pg_path = make_data_dir({'PG_VERSION': b'15\n', 'postmaster.pid': ('%d\n' % os.getpid()).encode()})
     run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', pg_path=pg_path),
-                     lookups() + [ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=12)
-                     + [stop_postgresql(pg_path), ok()] + recovered_and_checked(pg_path, '00000002'))
+                     running_lookups() + [ok(psql_rows(('000000020000000000000014',))), ok(psql_rows(('0',))),
+                                          stop_postgresql(pg_path), ok(b''), ok()]
+                     + recovered_and_checked(pg_path, '00000002'))
     assert not run.failed, run.msg
-    assert run.result['plan']['steps'] == ['stop', 'move_aside', 'restore', 'recover', 'check']
+    assert run.result['plan']['steps'] == ['archive', 'stop', 'move_aside', 'restore', 'recover', 'check']
     assert sorted(os.listdir(run.result['kept']['path'])) == ['PG_VERSION']
     assert run.result['timeline_after'] == dict(timeline=2, has_backup=False)
+    assert run.result['lines'][0] == 'Restored backup set %s (latest) into %s.' % (I2, pg_path)
+    assert run.result['lines'][1].startswith('Seconds per step: archive 0.0, stop 0.0, move_aside 0.0, restore 0.0, ')
 
 
 @pytest.mark.parametrize('rc, name, code, part, text', [
@@ -436,8 +548,12 @@ def test_restore_failure_is_reported_with_restore_advice(run_module, make_data_d
                      lookups() + [fails(rc, name)])
     assert run.failed
     assert (run.result['error_code'], run.result['failed_part'], run.result['rc']) == (code, part, rc)
-    assert run.msg == 'Unable to restore backup set %s into %s: pgBackRest error [%03d]: %s. %s' % (
-        D2, pg_path, code, text, RESTORE_ADVICE[code])
+    kept = run.result['kept']['name']
+    assert run.msg == (
+        'The restore failed at step restore: Unable to restore backup set %s into %s: pgBackRest error [%03d]: %s. %s '
+        'The old data directory is kept as %s. To put it back: ansible-playbook playbooks/rollback.yml -e '
+        'pgbackrest_restore_kept=%s -e pgbackrest_restore_confirm=true. Running the same command again finishes the '
+        'restore from where it stopped.' % (D2, pg_path, code, text, RESTORE_ADVICE[code], kept, kept))
     # On a restore, 38 is not "check that it is running".
     assert 'check that it is running' not in run.msg
     assert run.result['cmd'] == run.result['executed_commands'][-1]
@@ -533,6 +649,47 @@ def test_in_a_stopped_container_pgbackrest_runs_in_a_helper(run_module, docker, 
     assert run.result['plan']['pg_path'] == '/var/lib/postgresql/data'
 
 
+def test_a_crash_looping_container_is_stopped_its_policy_held_then_put_back(run_module, docker, container, settings_dir):
+    """Restart policy always, PostgreSQL failing at each start (status restarting): taken for running, stopped, its
+    policy held off while the volume is emptied and filled, and put back at the end."""
+    live, data = container
+    live.status = 'restarting'
+    live.attrs['HostConfig']['RestartPolicy'] = {'Name': 'always', 'MaximumRetryCount': 0}
+    write_cluster(data, 7711665496204834485, timeline=2)
+    # pg_isready in the helper: the crash-looping server does not answer.
+    run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', container='chronos-db'),
+                     lookups()[:2] + [fails(2)] + lookups()[2:] + [
+                                  ok(b''),                                  # find what PostgreSQL left unarchived
+                                  ok(),                                     # restore
+                                  ok(), ok(), ok(psql_rows(('f', 'f'))), ok(),   # pg_ctl start, status, psql, stop
+                                  ok(),                                     # pg_isready in the started container
+                                  ok(psql_rows(('4',))), ok(psql_rows(('00000003',))), ok(INFO)])
+    assert not run.failed, run.msg
+    plan = run.result['plan']
+    assert plan['steps'] == ['archive', 'stop', 'move_aside', 'restore', 'recover', 'check']
+    assert "timeline 2: pg_control's in /var/lib/postgresql/data (shut down)" in plan['facts']
+    updates = [event for event in docker.events if event[0] in ('update', 'stop', 'start') and event[1] == 'chronos-db']
+    assert updates == [('update', 'chronos-db', {'Name': 'no'}), ('stop', 'chronos-db', 60), ('start', 'chronos-db'),
+                       ('update', 'chronos-db', {'Name': 'always', 'MaximumRetryCount': 0})]
+    assert live.attrs['HostConfig']['RestartPolicy']['Name'] == 'always' and live.status == 'running'
+    restore = [call for call in run.calls if call['argv'][-1] == 'restore'][0]
+    assert restore['argv'][-2] == '--delta' and restore['where'] == 'chronos-db-pgbackrest-helper'
+
+
+def test_an_interrupted_restore_puts_the_held_policy_back(run_module, docker, container, settings_dir):
+    """The record an interrupted restore left: the next plan says so, and the run puts the policy back."""
+    live, data = container
+    live.attrs['HostConfig']['RestartPolicy'] = {'Name': 'no'}
+    os.makedirs(os.path.join(settings_dir, 'held-restart-policies'))
+    with open(os.path.join(settings_dir, 'held-restart-policies', 'chronos-db.json'), 'w') as handle:
+        json.dump({'Name': 'unless-stopped', 'MaximumRetryCount': 0}, handle)
+    plan = run_module(pgbackrest_restore, dict(stanza='chronos-v2', container='chronos-db'),
+                      lookups(), check_mode=True)
+    assert plan.result['plan']['steps'][-1] == 'release'
+    assert "the container's restart policy unless-stopped is held off by an interrupted restore" in \
+        plan.result['plan']['facts']
+
+
 def test_in_a_running_container_the_plan_stops_it(run_module, docker, container):
     live, data = container
     live.status = 'running'
@@ -540,8 +697,8 @@ def test_in_a_running_container_the_plan_stops_it(run_module, docker, container)
         handle.write('15\n')
     before = list(docker.events)
     run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', container='chronos-db'),
-                     lookups() + [ok(), ok(psql_rows(('f', 'f')))] + writes(postgres=3), check_mode=True)
+                     running_lookups(), check_mode=True)
     assert not run.failed, run.msg
-    assert run.result['plan']['steps'] == ['stop', 'move_aside', 'restore', 'recover', 'check']
+    assert run.result['plan']['steps'] == ['archive', 'stop', 'move_aside', 'restore', 'recover', 'check']
     # Nothing stopped, no volume made, no helper: a plan only reads.
     assert docker.events == before and docker.created == []

@@ -92,12 +92,12 @@ up() {  # layout
 
 down() {
   local volume
-  docker rm -f "$DB" "$S3" "$DB-pgbackrest-helper" "$DB-pgbackrest-drill" >/dev/null 2>&1 || true
-  for volume in "$DB-data" $(docker volume ls -q --filter "label=chronos.pgbackrest.kept-from=$DB-data"); do
+  docker rm -f "$DB" "$S3" "$DB-pgbackrest-helper" "$DB-pgbackrest-drill" "$DB-small" >/dev/null 2>&1 || true
+  for volume in "$DB-data" "$DB-small-data" $(docker volume ls -q --filter "label=chronos.pgbackrest.kept-from=$DB-data"); do
     docker volume rm "$volume" >/dev/null 2>&1 || true
   done
   docker network rm "$NETWORK" >/dev/null 2>&1 || true
-  rm -rf "$HOST_DIR"
+  rm -rf "$HOST_DIR" "$HOST_DIR-small"
   # What site.yml put on this machine for the container layouts, when it is this lab's.
   if grep -qs "\"container\": \"$DB\"" "/etc/chronos-pgbackrest/$STANZA.json"; then
     rm -f "/etc/cron.d/pgbackrest-${STANZA//./_}" "/etc/chronos-pgbackrest/$STANZA.json" \

@@ -54,6 +54,7 @@ class SmallCluster(object):
 
     def create(self):
         if CONTAINER_LAYOUT:
+            self.remove_container()
             image = docker_output("inspect", "-f", "{{ .Config.Image }}", DB_CONTAINER)
             docker("volume", "create", "--driver", "local", "--opt", "type=tmpfs", "--opt", "device=tmpfs",
                    "--opt", "o=size=%d" % SMALL_FILESYSTEM, "%s-data" % self.name)
@@ -64,7 +65,9 @@ class SmallCluster(object):
                    "-e", "POSTGRES_PASSWORD=small", "-e", "POSTGRES_DB=chronos_db",
                    "-v", "%s-data:/var/lib/postgresql/data" % self.name,
                    "-v", "%s:/etc/pgbackrest/pgbackrest.conf" % config, image,
-                   "postgres", "-c", "max_wal_size=64MB", "-c", "min_wal_size=32MB")
+                   # archive_mode on from the start: a restart for it would empty the tmpfs volume, unmounted while
+                   # no container uses it.
+                   "postgres", "-c", "max_wal_size=64MB", "-c", "min_wal_size=32MB", "-c", "archive_mode=on")
         else:
             major = psql(self.db, "SHOW server_version_num")[:2]
             self.db.check_output(
@@ -101,11 +104,15 @@ class SmallCluster(object):
                 return handle.read()
         return self.db.file("/etc/pgbackrest/small.conf").content_string
 
+    def remove_container(self):
+        subprocess.run(["docker", "rm", "-f", "-v", self.name], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=False)
+        subprocess.run(["docker", "volume", "rm", "%s-data" % self.name], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+
     def remove(self, managed):
         if CONTAINER_LAYOUT:
-            subprocess.run(["docker", "rm", "-f", "-v", self.name], stdout=subprocess.DEVNULL, check=False)
-            subprocess.run(["docker", "volume", "rm", "%s-data" % self.name], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, check=False)
+            self.remove_container()
             subprocess.run(["rm", "-rf", self.host_dir], check=False)
         else:
             self.db.run("pg_dropcluster --stop $(ls /usr/lib/postgresql | sort -n | tail -1) small")
@@ -150,6 +157,14 @@ def outage(db, managed, watching):
     dropped, whichever is later, while both clusters write and switch WAL; then the endpoint answers again. Returns
     what was recorded on the way."""
     small = SmallCluster(db)
+    try:
+        seen = observe_outage(db, managed, watching, small)
+        yield seen
+    finally:
+        small.remove(managed)
+
+
+def observe_outage(db, managed, watching, small):
     small.create()
     seen = dict(small=small, small_config=small.config())
     psql(db, "CREATE TABLE IF NOT EXISTS outage (id int PRIMARY KEY, at timestamptz DEFAULT now())", "chronos_db")
@@ -225,8 +240,7 @@ def outage(db, managed, watching):
     measured["rows_written"] = len(written)
     with open(os.path.join(PROJECT, ".build", "molecule", "%s-archiving.json" % SCENARIO), "w") as handle:
         json.dump(measured, handle, indent=2)
-    yield seen
-    small.remove(managed)
+    return seen
 
 
 def test_the_outage_lasted_longer_than_pgbackrest_retries(outage):

@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 """Following a restore or backup that runs in the background (Ansible's async) on the managed host: whether it
 ended - its result is in its results file -, whether it still runs - Ansible's async wrapper processes for its job id
-are there, a fact of the process table - and how far it got."""
+are in the process table, or the stanza's lock is held (an flock, released by the kernel when its holder dies) - and
+how far it got."""
 
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -33,7 +34,9 @@ def ended(result):
 
 
 def wrapper_running(job_id, proc='/proc'):
-    """Whether one of Ansible's async_wrapper processes for the job runs: they live as long as the job does."""
+    """Whether one of Ansible's async_wrapper processes for the job runs: they live as long as the job does. Their
+    command line names the job id without the '.<pid>' the job id ends with (j302028657798 of j302028657798.2885)."""
+    wanted = job_id.split('.')[0].encode()
     for pid in os.listdir(proc):
         if not pid.isdigit():
             continue
@@ -42,7 +45,7 @@ def wrapper_running(job_id, proc='/proc'):
                 words = handle.read().split(b'\0')
         except (IOError, OSError):
             continue
-        if any(word.endswith(b'async_wrapper.py') for word in words) and job_id.encode() in words:
+        if any(word.endswith(b'async_wrapper.py') for word in words) and wanted in words:
             return True
     return False
 
@@ -56,12 +59,13 @@ def follow(run, job, of, every):
         result = read_result(path)
         if ended(result):
             return dict(finished=True, result=result)
-        if not wrapper_running(job_id):
+        lock = StanzaLock(run.params['stanza'], 'follow')
+        # Alive while its async wrapper runs, or while the stanza's lock is held (the module outlived its wrapper).
+        if not wrapper_running(job_id) and not lock.holder():
             result = read_result(path)
             if ended(result):
                 return dict(finished=True, result=result)
-            last = StanzaLock(run.params['stanza'], 'follow').left_behind()
-            return dict(finished=False, alive=False, progress=last or 'it had not started yet')
+            return dict(finished=False, alive=False, progress=lock.left_behind() or 'it had not started yet')
         if time.time() >= deadline:
             break
         time.sleep(1)

@@ -145,6 +145,7 @@ executed_commands:
 '''
 
 import ast
+import importlib
 import json
 import os
 import sys
@@ -166,7 +167,8 @@ def job_modules():
         name = todo.pop()
         if name in found:
             continue
-        module = sys.modules[name]
+        # importlib: a module another imports inside a function (_target's _container) is shipped, not yet loaded.
+        module = importlib.import_module(name)
         found[name] = module
         for node in ast.walk(ast.parse(module.__loader__.get_source(name))):
             if isinstance(node, ast.ImportFrom) and node.module == PACKAGE:

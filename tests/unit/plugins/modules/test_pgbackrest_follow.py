@@ -38,10 +38,12 @@ def proc(tmp_path, *cmdlines):
 
 
 def test_wrapper_running_reads_the_process_table(tmp_path):
-    wrapper = ['/usr/bin/python3', '/root/.ansible/tmp/ansible-tmp-1/async_wrapper.py', JOB_ID, '315360000',
-               '/root/.ansible/tmp/ansible-tmp-1/AnsiballZ_pgbackrest_restore.py', '_']
+    # As ansible-core 2.19 starts it (seen in the lab): the job id without its '.<pid>'.
+    wrapper = ['/usr/bin/python3.11', '/root/.ansible/tmp/ansible-tmp-1/async_wrapper.py', JOB_ID.split('.')[0],
+               '315360000', '/root/.ansible/tmp/ansible-tmp-1/AnsiballZ_pgbackrest_restore.py', '_']
     assert _follow.wrapper_running(JOB_ID, proc(tmp_path, ['sleep', '1'], wrapper))
     assert not _follow.wrapper_running('j1.1', str(tmp_path / 'proc'))
+    assert not _follow.wrapper_running('j872563121004999.3307', str(tmp_path / 'proc'))
     # The module itself does not name the job: without its wrapper, the job is gone.
     other = tmp_path / 'other'
     other.mkdir()
@@ -76,6 +78,15 @@ def test_a_killed_job_is_reported_with_its_last_step(run_module, job, monkeypatc
     run = run_module(pgbackrest_follow, dict(stanza='chronos-v2', job=job, of='restore', every=30, pg_path='/data'))
     assert (run.result['finished'], run.result['alive']) == (False, False)
     assert run.result['progress'].startswith('restore into /data pid 4242: step 4 of 6, restore the files')
+
+
+def test_a_module_that_outlived_its_wrapper_is_alive_while_it_holds_the_lock(run_module, job, monkeypatch, clock):
+    monkeypatch.setattr(_follow, 'wrapper_running', lambda job_id: False)
+    with StanzaLock('chronos-v2', 'restore into /data') as lock:
+        lock.note('step 5 of 6, start PostgreSQL and wait for recovery; started %d; backup size 100' % clock.now)
+        run = run_module(pgbackrest_follow, dict(stanza='chronos-v2', job=job, of='restore', every=2, pg_path='/data'))
+    assert (run.result['finished'], run.result['alive']) == (False, True)
+    assert run.result['progress'].startswith('Step 5 of 6, start PostgreSQL')
 
 
 def test_a_job_killed_before_it_began_says_so(run_module, job, monkeypatch):

@@ -4,6 +4,7 @@ timelines after it, a broken cluster restored by latest, an interruption at each
 a scheduled backup held off while a restore runs, and another stanza restored into a scratch place. The tests run in
 file order and build on each other."""
 
+import json
 import os
 import re
 import signal
@@ -12,9 +13,9 @@ import time
 
 import pytest
 
-from scenario import (CONTAINER_LAYOUT, CRON_LOG, DB_CONTAINER, PROJECT, RELEASE_INDEPENDENT, STANZA, SUPERUSER,
-                      archive_current_wal, docker_output, inventory, labels, module, now_target, pg_tool,
-                      psql, run_as_cron, run_playbook)
+from scenario import (CONTAINER_LAYOUT, CRON_LOG, DB_CONTAINER, METRICS_DIR, PROJECT, RELEASE_INDEPENDENT, STANZA,
+                      SUPERUSER, archive_current_wal, docker, docker_output, inventory, labels, module, now_target,
+                      pg_tool, psql, run_as_cron, run_playbook, s3_lab)
 
 FAULT = "CHRONOS_PGBACKREST_FAULT"
 
@@ -132,8 +133,8 @@ def test_the_same_restore_again_changes_nothing(db, pitr):
     started = psql(db, "SELECT pg_postmaster_start_time()")
     result = restore(type="time", target=pitr["target"])
     assert result.returncode == 0, result.stdout[-3000:]
-    assert "Nothing to do: PostgreSQL runs the result of this restore, and nothing was written since it started" \
-        in result.stdout
+    assert re.search(r"Nothing to do: PostgreSQL runs the result of this restore \(timeline \d+\), and its WAL holds no "
+                     r"commit since the restore ended", result.stdout), result.stdout[-3000:]
     assert re.search(r"changed=0 ", result.stdout)
     assert psql(db, "SELECT pg_postmaster_start_time()") == started
     assert len(kept()) == 1
@@ -185,8 +186,8 @@ def test_a_cluster_broken_after_it_moved_on_is_restored_by_latest(db, pitr):
     assert db.run("runuser -u postgres -- psql -XAtq -U %s -d chronos_db -c 'SELECT count(*) FROM pitr'",
                   SUPERUSER).rc != 0
     plan = restore(type="latest", confirm=False)
-    assert "rows written since PostgreSQL was restored" in plan.stdout, plan.stdout[-3000:]
-    assert "Steps: stop, move_aside, restore, recover, check." in plan.stdout
+    assert re.search(r"but \d+ transactions? committed since", plan.stdout), plan.stdout[-3000:]
+    assert "Steps: archive, stop, move_aside, restore, recover, check." in plan.stdout
     result = restore(type="latest")
     assert result.returncode == 0, result.stdout[-3000:]
     assert_rows(db, committed, result)
@@ -345,3 +346,200 @@ def test_a_failed_recovery_keeps_the_old_data_and_the_printed_rollback_puts_it_b
     assert_rows(db, committed, put_back)
     assert running_normally(db)
     assert len(kept()) == copies + 1, "the failed restore's data directory is kept too"
+
+
+# --- decided from the server's own facts (the restores below start from whatever the tests above left) ----------
+
+def test_latest_right_after_a_point_in_time_restore_keeps_what_was_written_since(db):
+    """A point-in-time restore undid batch 41; production wrote batch 42 on its new timeline, which has no archived
+    segment yet. latest follows the timeline the server is on, not the newest archived segment's."""
+    insert_batch(db, 40)
+    time.sleep(1)
+    target = now_target(db)
+    time.sleep(1)
+    insert_batch(db, 41)
+    archive_current_wal(db)
+    undone = restore(type="time", target=target)
+    assert undone.returncode == 0, undone.stdout[-3000:]
+    assert (rows(db, 40), rows(db, 41)) == (100, 0)
+    timeline = int(psql(db, "SELECT substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8)"), 16)
+    insert_batch(db, 42)
+    result = restore(type="latest")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "timeline %d: the running server's" % timeline in result.stdout
+    assert (rows(db, 40), rows(db, 41), rows(db, 42)) == (100, 0, 100), result.stdout[-3000:]
+
+
+def test_the_same_restore_after_the_table_was_dropped_again_brings_it_back(db):
+    """DROP, TRUNCATE and DDL move no row counter: the commit in the WAL since the restore ended is what tells."""
+    psql(db, "CREATE TABLE dropped_twice AS SELECT g AS id FROM generate_series(1, 7) g", "chronos_db")
+    archive_current_wal(db)
+    time.sleep(1)
+    target = now_target(db)
+    time.sleep(1)
+    psql(db, "DROP TABLE dropped_twice", "chronos_db")
+    archive_current_wal(db)
+    first = restore(type="time", target=target)
+    assert first.returncode == 0, first.stdout[-3000:]
+    assert psql(db, "SELECT count(*) FROM dropped_twice", "chronos_db") == "7"
+    psql(db, "DROP TABLE dropped_twice", "chronos_db")     # the faulty migration, once more
+    again = restore(type="time", target=target)
+    assert again.returncode == 0, again.stdout[-3000:]
+    assert "Nothing to do" not in again.stdout
+    assert re.search(r"1 transaction committed since \(the first, xid \d+", again.stdout), again.stdout[-3000:]
+    assert psql(db, "SELECT count(*) FROM dropped_twice", "chronos_db") == "7"
+
+
+def test_xid_and_name_targets_before_the_newest_backup_are_exact(db, managed):
+    insert_batch(db, 50)
+    psql(db, "SELECT pg_create_restore_point('before-batch-51')")
+    xid = psql(db, "BEGIN; INSERT INTO pitr SELECT 51, g FROM generate_series(1, 100) g; "
+                   "SELECT pg_current_xact_id(); COMMIT;", "chronos_db")
+    insert_batch(db, 52)
+    archive_current_wal(db)
+    # The newest backup now stops after both targets.
+    assert run_as_cron(managed, "backup diff").rc == 0
+    by_xid = restore(type="xid", target=xid)
+    assert by_xid.returncode == 0, by_xid.stdout[-3000:]
+    assert "transaction %s, committed at" % xid in by_xid.stdout, by_xid.stdout[-3000:]
+    assert (rows(db, 50), rows(db, 51), rows(db, 52)) == (100, 100, 0)
+    by_name = restore(type="name", target="before-batch-51")
+    assert by_name.returncode == 0, by_name.stdout[-3000:]
+    assert "restore point 'before-batch-51' at" in by_name.stdout
+    assert (rows(db, 50), rows(db, 51), rows(db, 52)) == (100, 0, 0)
+
+
+@RELEASE_INDEPENDENT
+def test_an_unreachable_restore_point_is_refused_before_anything_stops(db):
+    started = psql(db, "SELECT pg_postmaster_start_time()")
+    result = restore(type="name", target="never-made")
+    assert result.returncode != 0
+    assert "The archived WAL holds no restore point named 'never-made'" in result.stdout, result.stdout[-3000:]
+    assert psql(db, "SELECT pg_postmaster_start_time()") == started and running_normally(db)
+
+
+@RELEASE_INDEPENDENT
+def test_latest_with_archiving_broken_is_refused_unless_the_loss_is_accepted(db):
+    command = psql(db, "SHOW archive_command")
+    psql(db, "ALTER SYSTEM SET archive_command = 'false'")
+    psql(db, "SELECT pg_reload_conf()")
+    try:
+        insert_batch(db, 60)
+        psql(db, "SELECT pg_switch_wal()")
+        started = psql(db, "SELECT pg_postmaster_start_time()")
+        refused = restore(type="latest", archive_wait=10)
+        assert refused.returncode != 0
+        assert "WAL archiving does not reach the repository" in refused.stdout, refused.stdout[-3000:]
+        assert "PostgreSQL was not stopped; nothing was changed." in refused.stdout
+        assert psql(db, "SELECT pg_postmaster_start_time()") == started and rows(db, 60) == 100
+        accepted = restore(type="latest", accept_wal_loss=True)
+        assert accepted.returncode == 0, accepted.stdout[-3000:]
+        assert rows(db, 60) == 0, "given up, as accepted"
+    finally:
+        psql(db, "ALTER SYSTEM SET archive_command = '%s'" % command.replace("'", "''"))
+        psql(db, "SELECT pg_reload_conf()")
+
+
+@pytest.fixture
+def slow_repository():
+    """The S3 endpoint 100 ms away and sending 150 kB/s per connection: a restore of the lab's few MB lasts a minute."""
+    s3_lab("latency", "100")
+    s3_lab("rate", "150000")
+    yield
+    s3_lab("latency", "0")
+    s3_lab("rate", "0")
+
+
+@RELEASE_INDEPENDENT
+def test_a_slow_restore_prints_its_progress_until_it_ends(db, slow_repository):
+    insert_batch(db, 70)
+    archive_current_wal(db)
+    committed = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
+    result = restore(type="latest", progress_every=3)
+    assert result.returncode == 0, result.stdout[-3000:]
+    printed = re.findall(r"Step \d+ of \d+, restore the files with pgBackRest: \d+ of \d+ MiB", result.stdout)
+    assert len(printed) >= 3, result.stdout[-3000:]
+    assert_rows(db, committed, result)
+
+
+@RELEASE_INDEPENDENT
+def test_a_restore_job_killed_on_the_managed_host_is_noticed_and_the_same_command_finishes_it(db, managed,
+                                                                                              slow_repository):
+    insert_batch(db, 71)
+    archive_current_wal(db)
+    committed = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
+    every = 3
+    command = ["ansible-playbook", "-i", inventory(), os.path.join(PROJECT, "playbooks/restore.yml"), "-e",
+               json.dumps({"pgbackrest_restore_confirm": True, "pgbackrest_restore_progress_every": every})]
+    playbook = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for dummy in range(240):
+        progress = module("pgbackrest_restore", stanza=STANZA, progress=True).get("progress", "")
+        if "restore the files with pgBackRest" in progress:
+            break
+        time.sleep(0.5)
+    else:
+        raise AssertionError("the restore never reached pgBackRest's step: %s" % progress)
+    # As the OOM killer or a reboot would: the job's async wrapper and the module, at once.
+    managed.run("pkill -9 -f async_wrapper.py; pkill -9 -f AnsiballZ_pgbackrest_restore")
+    killed = time.time()
+    output = playbook.communicate(timeout=120)[0]
+    noticed = time.time() - killed
+    assert playbook.returncode != 0
+    assert "The restore job died on" in output and "Run the same command again" in output, output[-3000:]
+    # Two progress intervals, and the few seconds each check costs in Ansible.
+    assert noticed <= 2 * every + 15, noticed
+    s3_lab("rate", "0")
+    result = restore(type="latest")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert_rows(db, committed, result)
+    assert running_normally(db)
+
+
+@RELEASE_INDEPENDENT
+@pytest.mark.skipif(not CONTAINER_LAYOUT, reason="a container's restart policy")
+def test_a_crash_looping_container_is_restored_and_gets_its_restart_policy_back(db):
+    insert_batch(db, 80)
+    archive_current_wal(db)
+    committed = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
+    policy = docker_output("inspect", "-f", "{{ .HostConfig.RestartPolicy.Name }}", DB_CONTAINER)
+    docker("update", "--restart=always", DB_CONTAINER)
+    try:
+        # A setting PostgreSQL refuses at start: every restart fails at once, and Docker tries again and again.
+        data = psql(db, "SHOW data_directory")
+        db.check_output("runuser -u postgres -- sh -c %s",
+                        "echo \"max_connections = 'many'\" >> %s/postgresql.auto.conf" % data)
+        docker("kill", DB_CONTAINER)
+        for dummy in range(60):
+            if docker_output("inspect", "-f", "{{ .State.Status }}", DB_CONTAINER) == "restarting":
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("the container does not crash-loop")
+        result = restore(type="latest")
+        assert result.returncode == 0, result.stdout[-3000:]
+        assert docker_output("inspect", "-f", "{{ .State.Status }} {{ .HostConfig.RestartPolicy.Name }}",
+                             DB_CONTAINER) == "running always"
+        assert_rows(db, committed, result)
+    finally:
+        docker("update", "--restart=%s" % policy, DB_CONTAINER)
+
+
+@RELEASE_INDEPENDENT
+def test_kept_copies_are_listed_with_size_and_age_and_deleted_only_by_name(db, managed):
+    listed = run_playbook("playbooks/prune.yml")
+    assert listed.returncode == 0, listed.stdout[-3000:]
+    names = kept()
+    assert len(names) >= 2
+    assert re.search(r"Kept data directories: \S+ \(\d+ MiB, \d+ (min|h) old\)", listed.stdout), listed.stdout[-3000:]
+    unknown = run_playbook("playbooks/prune.yml", {"pgbackrest_restore_prune": ["nothing-of-that-name"],
+                                                   "pgbackrest_restore_confirm": True})
+    assert unknown.returncode != 0 and "No kept data directory nothing-of-that-name" in unknown.stdout
+    assert kept() == names
+    deleted = run_playbook("playbooks/prune.yml", {"pgbackrest_restore_prune": [names[0]],
+                                                   "pgbackrest_restore_confirm": True})
+    assert deleted.returncode == 0, deleted.stdout[-3000:]
+    assert "Deleted %s." % names[0] in deleted.stdout
+    assert kept() == names[1:]
+    assert run_as_cron(managed, "metrics").rc == 0
+    status = managed.file("%s/pgbackrest_%s_status.prom" % (METRICS_DIR, STANZA)).content_string
+    assert re.search(r'pgbackrest_kept_copies\{stanza="%s"\} %d\.0' % (STANZA, len(names) - 1), status), status

@@ -498,7 +498,7 @@ class Restore(object):
         if 'move_aside' not in steps:
             return None
         parts = []
-        if this_restore and state['committed']:
+        if this_restore and state['committed'] and self.request.type != 'latest':
             parts.append('%s: they are not in the restored cluster' % committed_sentence(state))
         if self.request.type != 'latest':
             parts.append('changes after the target are not in the restored cluster')

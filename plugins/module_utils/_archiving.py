@@ -77,8 +77,9 @@ def archive_async(requested, pid, where):
     if requested == 'auto':
         if pid is None:
             return False, 'postmaster.pid could not be read on %s: synchronous, which is safe everywhere' % where
-        return True, ('PostgreSQL is not PID 1 of %s (it is %d): the process asynchronous archive-push detaches is '
-                      'reaped by PID 1, not by PostgreSQL' % (where, pid))
+        # No process id in the reason: it lands in pgbackrest.conf, which a restart must not change.
+        return True, ('PostgreSQL is not PID 1 of %s: the process asynchronous archive-push detaches is reaped by '
+                      'PID 1, not by PostgreSQL' % where)
     return requested, 'as set (pgbackrest_archive_async)'
 
 

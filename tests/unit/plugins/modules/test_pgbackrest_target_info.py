@@ -57,7 +57,7 @@ def test_host_facts(run_module):
     assert target.pop('process_max') >= 1
     assert target.pop('archive') == {
         'async': True, 'postmaster_pid': 5348, 'queue_max': QUEUE_MAX, 'wal_filesystem_size': 264212084 * 1024,
-        'async_reason': "PostgreSQL is not PID 1 of this host (it is 5348): the process asynchronous archive-push "
+        'async_reason': "PostgreSQL is not PID 1 of this host: the process asynchronous archive-push "
                         "detaches is reaped by PID 1, not by PostgreSQL",
         'queue_max_reason': 'a quarter of the 252 GiB filesystem that holds pg_wal'}
     assert target == dict(kind='host', name='this host', pg_path=DATA, pg_version='15', superuser='postgres',

@@ -235,8 +235,8 @@ def observe_outage(db, managed, watching, small):
     seen["small_missing"] = status_metric(managed, SMALL, "pgbackrest_archive_missing_segments")
     seen["small_log"] = small.log()
     seen["crashes_after"] = server_log(db, main).count(CRASH)
-    measured = dict((key, seen.get(key)) for key in ("outage_seconds", "dropped_at", "catch_up_seconds", "ready_during",
-                                                    "small_ready_after_drop", "small_missing"))
+    measured = dict((key, seen.get(key)) for key in (
+        "outage_seconds", "dropped_at", "catch_up_seconds", "ready_during", "small_ready_after_drop", "small_missing"))
     measured["rows_written"] = len(written)
     with open(os.path.join(PROJECT, ".build", "molecule", "%s-archiving.json" % SCENARIO), "w") as handle:
         json.dump(measured, handle, indent=2)

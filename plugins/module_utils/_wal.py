@@ -108,7 +108,8 @@ def locate(scan, kind, value, segments, backups, line=None):
     """Where a name or xid target lies in the archived WAL: {'lsn', 'desc', 'found': every matching record}.
 
     segments: the archived segment names on the followed timeline line, oldest first; backups: the usable backups on
-    it, oldest first; line: {timeline: LSN where the line left it, None for the followed one}. The segments are read newest first. Once a match is found, the backup a restore would start from
+    it, oldest first; line: {timeline: LSN where the line left it, None for the followed one}. The segments are read
+    newest first. Once a match is found, the backup a restore would start from
     is the newest that ended before it, and recovery from that backup stops at the first match after its end: the
     scan goes on down to that backup's start, so an earlier restore point of the same name is not missed. Raises a
     ChronosError when the target is not in the archived WAL from the oldest backup on."""

@@ -275,8 +275,8 @@ def write_cluster(path, system_id, version='15', timeline=1):
         handle.write('%s\n' % version)
     # pg_control starts with the system identifier, a uint64 in native byte order; the rest is padding.
     with open(os.path.join(path, 'global', 'pg_control'), 'wb') as handle:
-        head = struct.pack('=QIII', system_id, 1300, 202209061, 1) + b'\0' * 12 + struct.pack('=QQII', 0x3000028, 0x3000028,
-                                                                                           timeline, timeline)
+        head = struct.pack('=QIII', system_id, 1300, 202209061, 1) + b'\0' * 12 + struct.pack(
+            '=QQII', 0x3000028, 0x3000028, timeline, timeline)
         handle.write(head + b'\0' * (8192 - len(head)))
     return path
 

@@ -57,15 +57,15 @@ def test_a_job_that_died_fails_at_once_with_what_to_run(printed):
 
 def test_a_job_whose_module_was_killed_is_reported_as_such(printed):
     """async_wrapper survived its module: it writes a failure of its own, without the module's executed_commands."""
-    action = Action([dict(finished=True, result=dict(failed=1, msg='Expecting value: line 1 column 1 (char 0)',
-                                                      cmd='AnsiballZ_pgbackrest_restore.py'))])
+    action = Action([dict(finished=True, result=dict(
+        failed=1, msg='Expecting value: line 1 column 1 (char 0)', cmd='AnsiballZ_pgbackrest_restore.py'))])
     result = action.run(task_vars={'inventory_hostname': 'db1'})
     assert result['died'] and result['msg'].startswith('The restore job died on db1 without a result (Expecting value')
 
 
 def test_a_failed_job_keeps_its_own_message(printed):
-    action = Action([dict(finished=True, result=dict(failed=True, msg='The restore failed at step restore: ...',
-                                                      executed_commands=['pgbackrest restore']))])
+    action = Action([dict(finished=True, result=dict(
+        failed=True, msg='The restore failed at step restore: ...', executed_commands=['pgbackrest restore']))])
     result = action.run(task_vars={})
     assert result['msg'] == 'The restore failed at step restore: ...' and 'died' not in result
 

@@ -80,7 +80,6 @@ def test_segment_numbers_of_another_segment_size():
     assert _archiving.segment_name(1, 128, size) == '000000010000000200000000'
 
 
-
 def stanza():
     # Newest backup 20261124-092311F_20261124-092345I: WAL from 000000010000000000000009 on.
     return parse_info(fixture_text('info-full-diff-incr.json'))[0]

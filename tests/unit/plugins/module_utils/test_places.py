@@ -14,7 +14,7 @@ import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _places
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import (
-    KEPT_LABEL, BindRootPlace, DirectoryPlace, Kept, VolumeRootPlace)
+    KEPT_LABEL, BindRootPlace, DirectoryPlace, VolumeRootPlace)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
 FIRST = '20261124T095217Z'

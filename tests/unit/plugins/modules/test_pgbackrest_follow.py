@@ -39,7 +39,7 @@ def proc(tmp_path, *cmdlines):
 
 def test_wrapper_running_reads_the_process_table(tmp_path):
     # As ansible-core 2.19 starts it (seen in the lab): the job id without its '.<pid>'.
-    wrapper = ['/usr/bin/python3.11', '/root/.ansible/tmp/ansible-tmp-1/async_wrapper.py', JOB_ID.split('.')[0],
+    wrapper = ['/usr/bin/python3.11', '/root/.ansible/tmp/ansible-tmp-1/async_wrapper.py', JOB_ID.split('.', maxsplit=1)[0],
                '315360000', '/root/.ansible/tmp/ansible-tmp-1/AnsiballZ_pgbackrest_restore.py', '_']
     assert _follow.wrapper_running(JOB_ID, proc(tmp_path, ['sleep', '1'], wrapper))
     assert not _follow.wrapper_running('j1.1', str(tmp_path / 'proc'))

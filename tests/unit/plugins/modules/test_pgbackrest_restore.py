@@ -19,7 +19,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_restore
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
-    CLOCK_START, HISTORY_2, PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows, server_answers,
+    HISTORY_2, PREFIX, SECRET_ENVIRONMENT, SECRETS, fails, fixture_text, ok, psql_rows, server_answers,
     start_postgresql, stop_postgresql, wal_listing, waldump, write_cluster)
 
 F1 = '20261124-092101F'                      # stop 09:21:24, 0/2000028
@@ -659,11 +659,11 @@ def test_a_crash_looping_container_is_stopped_its_policy_held_then_put_back(run_
     # pg_isready in the helper: the crash-looping server does not answer.
     run = run_module(pgbackrest_restore, dict(stanza='chronos-v2', container='chronos-db'),
                      lookups()[:2] + [fails(2)] + lookups()[2:] + [
-                                  ok(b''),                                  # find what PostgreSQL left unarchived
-                                  ok(),                                     # restore
-                                  ok(), ok(), ok(psql_rows(('f', 'f'))), ok(),   # pg_ctl start, status, psql, stop
-                                  ok(),                                     # pg_isready in the started container
-                                  ok(psql_rows(('4',))), ok(psql_rows(('00000003',))), ok(INFO)])
+                         ok(b''),                                       # find what PostgreSQL left unarchived
+                         ok(),                                          # restore
+                         ok(), ok(), ok(psql_rows(('f', 'f'))), ok(),   # pg_ctl start, status, psql, stop
+                         ok(),                                          # pg_isready in the started container
+                         ok(psql_rows(('4',))), ok(psql_rows(('00000003',))), ok(INFO)])
     assert not run.failed, run.msg
     plan = run.result['plan']
     assert plan['steps'] == ['archive', 'stop', 'move_aside', 'restore', 'recover', 'check']

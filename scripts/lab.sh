@@ -101,7 +101,7 @@ down() {
   # What site.yml put on this machine for the container layouts, when it is this lab's.
   if grep -qs "\"container\": \"$DB\"" "/etc/chronos-pgbackrest/$STANZA.json"; then
     rm -f "/etc/cron.d/pgbackrest-${STANZA//./_}" "/etc/chronos-pgbackrest/$STANZA.json" \
-      /var/lib/prometheus/node-exporter/pgbackrest_"$STANZA"_*.prom "/run/lock/chronos-pgbackrest/$STANZA.lock"
+      /var/lib/prometheus/node-exporter/pgbackrest_"$STANZA"_*.prom "/run/chronos-pgbackrest/$STANZA.lock"
   fi
   echo "==> lab removed"
 }

@@ -13,9 +13,9 @@ import time
 
 import pytest
 
-from scenario import (CONTAINER_LAYOUT, CRON_LOG, DB_CONTAINER, METRICS_DIR, PROJECT, RELEASE_INDEPENDENT, STANZA,
-                      SUPERUSER, archive_current_wal, docker, docker_output, inventory, labels, module, now_target,
-                      pg_tool, psql, run_as_cron, run_playbook, s3_lab)
+from scenario import (CONTAINER_LAYOUT, CRON_LOG, DB_CONTAINER, METRICS_DIR, PROGRAM, PROJECT, RELEASE_INDEPENDENT,
+                      STANZA, SUPERUSER, WRAPPER, archive_current_wal, docker, docker_output, inventory, labels, module,
+                      now_target, pg_tool, psql, run_as_cron, run_playbook, s3_lab)
 
 FAULT = "CHRONOS_PGBACKREST_FAULT"
 
@@ -246,12 +246,13 @@ def restore_running():
 @RELEASE_INDEPENDENT
 def test_a_scheduled_backup_started_during_a_restore_does_not_run(managed):
     before = labels()
-    # Hold the stanza's lock as a restore holds it, for 15 s.
-    lock = "/run/lock/chronos-pgbackrest/%s.lock" % STANZA
+    # Hold the stanza's lock as a restore holds it (root's alone), for 15 s.
+    lock = "/run/chronos-pgbackrest/%s.lock" % STANZA
     # setsid and no inherited output: the holder outlives the command that starts it.
-    managed.check_output("mkdir -p /run/lock/chronos-pgbackrest && setsid -f bash -c %s </dev/null >/dev/null 2>&1"
-                         " && sleep 1",
-                         "exec 9>%s; flock 9; echo 'restore into test pid 1: step 3 of 5' >&9; sleep 15" % lock)
+    managed.check_output("install -d -m 0700 /run/chronos-pgbackrest && setsid -f bash -c %s </dev/null >/dev/null "
+                         "2>&1 && sleep 1",
+                         "umask 077; exec 9>>%s; flock 9; echo 'restore into test pid 1: step 3 of 5' >&9; sleep 15"
+                         % lock)
     held_off = run_as_cron(managed, "backup diff")
     assert held_off.rc == 75, held_off.stdout + held_off.stderr
     assert labels() == before
@@ -309,9 +310,22 @@ def test_another_stanza_is_restored_into_a_scratch_place_only(db, managed, old_s
     assert "of stanza chronos" in result.stdout
     assert "returned: 42" in result.stdout
     assert "The scratch cluster keeps running" in result.stdout
+    connect = re.search(r"The scratch cluster keeps running: (psql .*?) on ", result.stdout).group(1)
     # Production was not touched.
     assert psql(db, "SELECT pg_postmaster_start_time()") == started and kept() == copies
     assert psql(db, "SELECT to_regclass('before_migration') IS NULL") == "t"
+    # The next scheduled drill (of chronos-v2, into the same place) leaves the kept one alone, and says why.
+    scratch = "%s-pgbackrest-drill" % DB_CONTAINER if CONTAINER_LAYOUT else "/var/lib/postgresql/pgbackrest-drill"
+    scheduled = managed.run("%s --stanza %s --log %s drill", PROGRAM, STANZA, CRON_LOG)
+    assert scheduled.rc == 3, managed.file(CRON_LOG).content_string[-3000:]
+    assert "Restore drill refused: %s was kept by an earlier drill (keep)" % (
+        "Container '%s'" % scratch if CONTAINER_LAYOUT else scratch) in managed.file(CRON_LOG).content_string
+    drill_metrics = managed.file("%s/pgbackrest_%s_drill.prom" % (METRICS_DIR, STANZA)).content_string
+    assert re.search(r'^pgbackrest_drill_exit_code\{stanza="%s"\} 3\.0$' % STANZA, drill_metrics, re.M), drill_metrics
+    query = "%s -XAtc 'SELECT count(*) FROM before_migration'" % connect
+    kept_cluster = (managed.run("docker exec -u postgres %s %s" % (scratch, query)) if CONTAINER_LAYOUT else
+                    db.run("runuser -u postgres -- %s" % query))
+    assert kept_cluster.stdout.strip() == "42", kept_cluster.stdout + kept_cluster.stderr
     removed = run_playbook("playbooks/restore_drill.yml", {"pgbackrest_drill_remove": True})
     assert removed.returncode == 0, removed.stdout[-3000:]
     if CONTAINER_LAYOUT:
@@ -450,13 +464,49 @@ def slow_repository():
     s3_lab("rate", "0")
 
 
+def started_playbook(playbook, settings):
+    command = ["ansible-playbook", "-i", inventory(), os.path.join(PROJECT, playbook), "-e", json.dumps(settings)]
+    return subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_for_holder(managed, text, seconds=120):
+    """Until the stanza lock's holder (root's lock file on the managed host) says text."""
+    holder = ""
+    for dummy in range(seconds * 2):
+        holder = managed.run("cat /run/chronos-pgbackrest/%s.lock", STANZA).stdout
+        if text in holder:
+            return holder
+        time.sleep(0.5)
+    raise AssertionError("the lock's holder never said %r: %r" % (text, holder))
+
+
+def wrapper_by_hand(db):
+    """The guide's docker exec chronos-db pgbackrest-backup.sh (on a host, the wrapper run as root)."""
+    return db.run("%s diff", WRAPPER)
+
+
 @RELEASE_INDEPENDENT
-def test_a_slow_restore_prints_its_progress_until_it_ends(db, slow_repository):
+def test_a_slow_restore_prints_its_progress_until_it_ends_and_holds_off_a_backup_by_hand(
+        db, managed, slow_repository):
     insert_batch(db, 70)
     archive_current_wal(db)
     committed = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
-    result = restore(type="latest", progress_every=3)
+    before = labels()
+    playbook = started_playbook("playbooks/restore.yml", {"pgbackrest_restore_type": "latest",
+                                                          "pgbackrest_restore_confirm": True,
+                                                          "pgbackrest_restore_progress_every": 3})
+    wait_for_holder(managed, "restore the files with pgBackRest")
+    by_hand = wrapper_by_hand(db)
+    if CONTAINER_LAYOUT:
+        # The container is stopped while its data is restored: docker exec itself refuses.
+        assert by_hand.rc != 0 and "is not running" in by_hand.stderr, by_hand.stdout + by_hand.stderr
+    else:
+        assert by_hand.rc == 75, by_hand.stdout + by_hand.stderr
+        assert "stanza %s is busy" % STANZA in by_hand.stderr
+    output = playbook.communicate(timeout=600)[0]
+    result = subprocess.CompletedProcess(playbook.args, playbook.returncode, output, "")
     assert result.returncode == 0, result.stdout[-3000:]
+    assert labels() == before
     printed = re.findall(r"Step \d+ of \d+, restore the files with pgBackRest: \d+ of \d+ MiB", result.stdout)
     assert len(printed) >= 3, result.stdout[-3000:]
     assert_rows(db, committed, result)
@@ -469,9 +519,8 @@ def test_a_restore_job_killed_on_the_managed_host_is_noticed_and_the_same_comman
     archive_current_wal(db)
     committed = psql(db, "SELECT count(*), sum(id * batch) FROM pitr", "chronos_db")
     every = 3
-    command = ["ansible-playbook", "-i", inventory(), os.path.join(PROJECT, "playbooks/restore.yml"), "-e",
-               json.dumps({"pgbackrest_restore_confirm": True, "pgbackrest_restore_progress_every": every})]
-    playbook = subprocess.Popen(command, cwd=PROJECT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    playbook = started_playbook("playbooks/restore.yml", {"pgbackrest_restore_confirm": True,
+                                                          "pgbackrest_restore_progress_every": every})
     for dummy in range(240):
         progress = module("pgbackrest_restore", stanza=STANZA, progress=True).get("progress", "")
         if "restore the files with pgBackRest" in progress:

@@ -46,6 +46,16 @@ def pytest_configure(config):
                                        "release; the Debian 13 scenarios skip it")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def argument_watch():
+    """Every process's command line on this machine, sampled for the whole scenario (secret_sweep.py)."""
+    from secret_sweep import ArgumentWatch
+    watch = ArgumentWatch()
+    watch.start()
+    yield watch
+    watch.stopping.set()
+
+
 @pytest.fixture(scope="module")
 def db():
     """The container PostgreSQL runs in."""

@@ -341,6 +341,9 @@ class ContainerTarget(Target):
         if pause:
             self.wait_for_recovery(timeout, pause, lambda: self.running, self.logs_errors)
 
+    def local_path(self, path):
+        return self._host_path_or_none(path)
+
     def _host_path_or_none(self, path):
         try:
             return self.host_path(path)

@@ -14,13 +14,14 @@ of it: that is how an older stanza (the guide's `chronos`) is restored without t
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import json
 import os
 import posixpath
 import re
 import shutil
 import time
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files, _target
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRestError
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import control_data
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import (
@@ -29,6 +30,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import 
 
 MARKER = '# pgbackrest restore drill'
 DRILL_LABEL = 'chronos.pgbackrest.drill-for'
+# Whether the drill that made a scratch container keeps it: 'yes' or 'no'.
+KEEP_LABEL = 'chronos.pgbackrest.drill-keep'
 CONTROL_SETTINGS = (('max_connections', 'max_connections'), ('max_worker_processes', 'max_worker_processes'),
                     ('max_wal_senders', 'max_wal_senders'), ('max_prepared_xacts', 'max_prepared_transactions'),
                     ('max_locks_per_xact', 'max_locks_per_transaction'))
@@ -67,8 +70,15 @@ def _port_listening(port):
         return False
 
 
+KEPT_MESSAGE = ('%s was kept by an earlier drill (keep)%s: a drill never removes what it did not create. Remove it '
+                'with playbooks/restore_drill.yml -e pgbackrest_drill_remove=true once done with it, or drill into '
+                'another pgbackrest_drill_path and pgbackrest_drill_port')
+
+
 class HostScratch(object):
-    """A scratch directory on the database host, with its sockets in a private directory."""
+    """A scratch directory on the database host, with its sockets in a private directory. What a drill made is
+    recorded on this host, root's alone (STATE_DIRECTORY/drills): a later drill removes a scratch place an interrupted
+    drill left, never one kept on purpose."""
 
     def __init__(self, live, live_pg_path, settings):
         self.live = live
@@ -89,16 +99,40 @@ class HostScratch(object):
         if path == live or (path + '/').startswith(live + '/') or (live + '/').startswith(path + '/'):
             return 'the drill path %s and the live data directory %s are the same or lie inside one another' % (
                 self.path, self.live_pg_path)
-        if os.path.lexists(self.path) and not os.path.exists(os.path.join(self.path, 'drill.conf')) \
-                and (not os.path.isdir(self.path) or os.listdir(self.path)):
+        if os.path.lexists(self.path) and self.record() is None and not self._empty() \
+                and not os.path.exists(os.path.join(self.path, 'drill.conf')):
             return '%s exists and is not a drill\'s scratch directory (no drill.conf): move it away' % self.path
         return None
+
+    def _empty(self):
+        return os.path.isdir(self.path) and not os.path.islink(self.path) and not os.listdir(self.path)
 
     def refusal(self):
         if self.settings.port == self.live.pg_port:
             return 'the drill port %d is the live cluster\'s port' % self.settings.port
-        return self.not_ours() or ('something already listens on port %d' % self.settings.port
-                                   if _port_listening(self.settings.port) else None)
+        return self.not_ours() or self.kept() or ('something already listens on port %d' % self.settings.port
+                                                  if _port_listening(self.settings.port) else None)
+
+    def _record_path(self):
+        return os.path.join(_target.STATE_DIRECTORY, 'drills', '%s.json' % self.path.strip('/').replace('/', '_'))
+
+    def record(self):
+        """What the drill that made this scratch place recorded ({keep, stanza, created}), or None."""
+        try:
+            handle = _files.open_existing(self._record_path(), owners=(0,))
+            with os.fdopen(handle) as stream:
+                return json.load(stream)
+        except (IOError, OSError, ValueError, _files.UntrustedPath):
+            return None
+
+    def kept(self):
+        """Why this scratch place is not the drill's to remove (a drill kept it), or None."""
+        if not os.path.lexists(self.path) or self._empty():
+            return None
+        record = self.record()
+        if record is not None and not record.get('keep'):
+            return None
+        return KEPT_MESSAGE % (self.path, ' (stanza %s)' % record['stanza'] if record and record.get('stanza') else '')
 
     def exists(self):
         return os.path.lexists(self.path)
@@ -110,13 +144,16 @@ class HostScratch(object):
         stat = os.statvfs(parent)
         return stat.f_bavail * stat.f_frsize
 
-    def create(self):
+    def create(self, stanza):
         if os.path.lexists(self.path):
+            # Left by a drill that was interrupted (refusal() let no kept place through).
             self.remove()
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        os.mkdir(self.path, 0o700)
+        _files.write_file(self._record_path(), json.dumps(dict(
+            keep=bool(self.settings.keep), stanza=stanza, created=int(time.time()))).encode(), 0, 0, 0o600,
+            create_mode=0o700)
         uid, gid = self.live.user_ids(self.live.os_user)
-        os.chown(self.path, uid, gid)
+        # Made as pgBackRest's user where that user owns the parent (/var/lib/postgresql): _files.
+        _files.make_directory(self.path, uid, gid, 0o700)
         self.created = True
         socket_dir = os.path.join(self.path, 'socket')
         self.target = HostTarget(os_user=self.live.os_user, superuser=self.live.superuser, pg_port=self.settings.port,
@@ -129,7 +166,9 @@ class HostScratch(object):
         if os.path.exists(os.path.join(data, 'postmaster.pid')):
             target = self.target or self.live
             target.run([target.pg_tool('pg_ctl'), '-D', data, '-m', 'immediate', '-w', 'stop'])
+        # rmtree follows no link, the top one included.
         shutil.rmtree(self.path, ignore_errors=True)
+        _files.remove_file(self._record_path())
 
 
 class ContainerScratch(object):
@@ -160,9 +199,17 @@ class ContainerScratch(object):
             return "a container named %s exists and is not this drill's: remove or rename it" % self.name
         return None
 
+    def kept(self):
+        """Why the scratch container is not the drill's to remove (a drill kept it, or made it before drills said
+        whether they keep theirs), or None."""
+        existing = self._existing()
+        if existing is None or (existing.labels or {}).get(KEEP_LABEL) == 'no':
+            return None
+        return KEPT_MESSAGE % ("Container '%s'" % self.name, '')
+
     def refusal(self):
-        if self.not_ours():
-            return self.not_ours()
+        if self.not_ours() or self.kept():
+            return self.not_ours() or self.kept()
         network = (self.live.container.attrs.get('HostConfig') or {}).get('NetworkMode')
         if network == 'host' and _port_listening(self.settings.port):
             return 'something already listens on port %d of this host' % self.settings.port
@@ -176,14 +223,17 @@ class ContainerScratch(object):
         stat = os.statvfs(root)
         return stat.f_bavail * stat.f_frsize
 
-    def create(self):
+    def create(self, stanza):
         from ansible_collections.chronos.pgbackrest.plugins.module_utils._container import (
             IDLE, ContainerTarget, copy_outside_mounts, put_file, read_container_member)
+        # One left by an interrupted drill (refusal() let no kept one through).
         self.remove()
         host_config = self.live.container.attrs.get('HostConfig') or {}
         self.container = self.live.client.containers.create(
             self.live.image_id, name=self.name, entrypoint=IDLE[:1], command=IDLE[1:], user='root',
-            network_mode=host_config.get('NetworkMode') or 'default', labels={DRILL_LABEL: self.live.name},
+            network_mode=host_config.get('NetworkMode') or 'default',
+            labels={DRILL_LABEL: self.live.name, KEEP_LABEL: 'yes' if self.settings.keep else 'no',
+                    'chronos.pgbackrest.drill-stanza': stanza},
             extra_hosts=dict(entry.partition(':')[::2] for entry in host_config.get('ExtraHosts') or []) or None)
         self.container.start()
         for path in (self.live.config_path,):
@@ -232,7 +282,7 @@ class Drill(object):
         refusal = self.refusal()
         if refusal:
             raise ChronosError('Restore drill refused: %s. Nothing was changed.' % refusal, refused=True)
-        with StanzaLock(self.pgbackrest.stanza, 'restore drill', wait=0):
+        with self.pgbackrest.lock('restore drill', wait=0):
             source = self.pgbackrest.on(stanza=self.stanza)
             stanza = source.usable_stanza('drill a restore')
             usable = [backup for backup in stanza['backups'] if not backup['error']]
@@ -261,7 +311,7 @@ class Drill(object):
             return result
 
     def _drill(self, backup, timeline, request):
-        target, data = self.scratch.create()
+        target, data = self.scratch.create(self.stanza)
         scratch_pgbackrest = self.pgbackrest.on(target=target, stanza=self.stanza)
         start = time.time()
         restore_command = '%s%s --stanza=%s --pg1-path=%s --no-archive-async archive-get %%f "%%p"' % (

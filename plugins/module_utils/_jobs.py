@@ -21,16 +21,17 @@ __metaclass__ = type
 
 import argparse
 import json
+import os
 import sys
 import time
 from datetime import datetime, timezone
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files, _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import Drill, Settings
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest, parse_error, parse_verify
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
-    SETTINGS_DIRECTORY, ChronosError, make_target, put_back, settings_path)
+    SETTINGS_DIRECTORY, ChronosError, make_target, put_back, settings_path, untrusted_message)
 
 # Exit codes: the wrapper's (pgBackRest's error code on failure), and these.
 EXIT_USAGE = 2
@@ -88,11 +89,18 @@ class Job(object):
         if not backup_type:
             full_day = int(self.settings.get('full_weekday', 0))
             backup_type = 'full' if int(datetime.now().strftime('%w')) == full_day else 'diff'
+        # The stanza lock only: the wrapper takes the configuration's lock itself (_lock).
         try:
             lock = StanzaLock(self.stanza, 'scheduled %s backup' % backup_type).__enter__()
         except StanzaLock.Busy as exc:
             say(self.stanza, 'not starting a %s backup: %s' % (backup_type, exc.msg), sys.stderr)
             return EXIT_BUSY
+        except ChronosError as exc:
+            now = time.time()
+            say(self.stanza, '%s backup REFUSED: %s' % (backup_type, exc.msg), sys.stderr)
+            if self.settings.get('metrics_dir'):
+                _metrics.write_run(self.settings['metrics_dir'], self.stanza, backup_type, EXIT_REFUSED, now, now)
+            return EXIT_REFUSED
         try:
             self.put_back()
             say(self.stanza, 'starting a %s backup (%s)' % (backup_type, self.settings['wrapper']))
@@ -143,9 +151,10 @@ class Job(object):
         except StanzaLock.Busy as exc:
             say(self.stanza, 'not starting the restore drill: %s' % exc.msg, sys.stderr)
             return EXIT_BUSY
-        except ChronosError as exc:
-            say(self.stanza, exc.msg, sys.stderr)
-            rc = EXIT_REFUSED if exc.extra.get('refused') else 1
+        except (ChronosError, _files.UntrustedPath) as exc:
+            refused = isinstance(exc, _files.UntrustedPath) or exc.extra.get('refused')
+            say(self.stanza, untrusted_message(exc) if isinstance(exc, _files.UntrustedPath) else exc.msg, sys.stderr)
+            rc = EXIT_REFUSED if refused else 1
             self._drill_metrics(rc, start, None)
             return rc
         say(self.stanza, 'restore drill passed: backup set %(backup_set)s restored to %(target)s in %(restore_seconds)s s '
@@ -157,23 +166,20 @@ class Job(object):
 
     def verify(self):
         """pgbackrest verify: every file and WAL segment of the repository checked against its checksum."""
-        try:
-            lock = StanzaLock(self.stanza, 'pgbackrest verify').__enter__()
-        except StanzaLock.Busy as exc:
-            say(self.stanza, 'not starting pgbackrest verify: %s' % exc.msg, sys.stderr)
-            return EXIT_BUSY
         start = time.time()
         try:
-            self.put_back()
-            # --verbose: without it pgBackRest prints nothing when all is well, and only the non-zero counts.
-            done = self.pgbackrest.execute('verify', '--output=text', '--verbose')
+            with self.pgbackrest.lock('pgbackrest verify'):
+                self.put_back()
+                # --verbose: without it pgBackRest prints nothing when all is well, and only the non-zero counts.
+                done = self.pgbackrest.execute('verify', '--output=text', '--verbose')
             report = parse_verify(done.stdout)
             status = VERIFY_FAILED if done.rc != 0 else VERIFY_OK if report['ok'] else VERIFY_PROBLEMS
             output = done.output
+        except StanzaLock.Busy as exc:
+            say(self.stanza, 'not starting pgbackrest verify: %s' % exc.msg, sys.stderr)
+            return EXIT_BUSY
         except ChronosError as exc:
             status, report, output = VERIFY_FAILED, parse_verify(''), exc.msg
-        finally:
-            lock.__exit__(None, None, None)
         if status == VERIFY_FAILED:
             say(self.stanza, 'pgbackrest verify could not run: %s' % output, sys.stderr)
         else:
@@ -200,10 +206,22 @@ class Job(object):
                                                      result['restore_seconds'] if result else 0)})
 
 
+def log_to(path):
+    """Send this process's stdout and stderr, and its children's (the wrapper's output), to the end of path."""
+    handle = _files.open_append(path)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.dup2(handle, 1)
+    os.dup2(handle, 2)
+    os.close(handle)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(prog='chronos-pgbackrest', description='Scheduled pgBackRest jobs (chronos.pgbackrest).')
     parser.add_argument('--stanza', help='read %s/<stanza>.json' % SETTINGS_DIRECTORY)
     parser.add_argument('--settings', help='a settings file instead')
+    parser.add_argument('--log', help='append what the job prints to this file (cron\'s log), opened by the job itself: '
+                                      'never through a link, in a directory root alone can write')
     commands = parser.add_subparsers(dest='command')
     backup = commands.add_parser('backup', help='back up through the wrapper, then refresh the metrics')
     backup.add_argument('type', nargs='?', choices=['full', 'diff', 'incr'])
@@ -215,6 +233,14 @@ def main(argv=None):
     if not arguments.command or not (arguments.stanza or arguments.settings):
         parser.print_usage(sys.stderr)
         return EXIT_USAGE
+    if arguments.log:
+        try:
+            log_to(arguments.log)
+        except (_files.UntrustedPath, IOError, OSError) as exc:
+            # Cron mails or logs what reaches its stderr: the job does not run blind.
+            say(arguments.stanza or arguments.settings, 'not running %s: cannot open the log: %s' % (
+                arguments.command, exc), sys.stderr)
+            return EXIT_REFUSED
     try:
         job = Job(load_settings(arguments.settings or settings_path(arguments.stanza)))
         if arguments.command == 'backup':
@@ -227,3 +253,6 @@ def main(argv=None):
     except ChronosError as exc:
         say(arguments.stanza or arguments.settings, exc.msg, sys.stderr)
         return 1
+    except _files.UntrustedPath as exc:
+        say(arguments.stanza or arguments.settings, untrusted_message(exc), sys.stderr)
+        return EXIT_REFUSED

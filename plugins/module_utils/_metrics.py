@@ -26,11 +26,12 @@ import re
 import time
 from datetime import datetime
 
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._archiving import missing_segments, parse_size
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import read_config_options
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import disk_usage
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import read_archive_queue, read_archiver
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, untrusted_message
 
 BACKUP_TYPES = ('full', 'diff', 'incr')
 # pgbackrest_exporter's "last backup" selection: full is the newest full, diff the newest full or diff,
@@ -84,15 +85,12 @@ class _Writer(object):
         (gauge.labels(**labels) if labels else gauge).set(value)
 
     def write(self, path):
-        directory = os.path.dirname(path)
-        if not os.path.isdir(directory):
-            os.makedirs(directory, 0o755)
-        # write_to_textfile writes beside the file and renames it over: node_exporter never reads half a file.
-        previous = os.umask(0o022)
+        # Written beside the file and renamed over it (node_exporter never reads half a file), in a directory root
+        # alone can write, never through a link: _files.
         try:
-            self.client.write_to_textfile(path, self.registry)
-        finally:
-            os.umask(previous)
+            _files.write_file(path, self.client.generate_latest(self.registry), mode=0o644)
+        except _files.UntrustedPath as exc:
+            raise ChronosError('The metrics of %s were not written: %s' % (path, untrusted_message(exc)), refused=True)
 
 
 def _version_number(version):
@@ -142,7 +140,13 @@ def refresh(target, pgbackrest, directory, config=None, pg_path=None):
             kept = read_kept(target, pg_path)
         except (ChronosError, IOError, OSError) as exc:
             problems.append('the kept data directories cannot be read: %s' % getattr(exc, 'msg', exc))
-    write_status(directory, pgbackrest.stanza, stanza, archiver, version, queue=queue, wal=wal, kept=kept)
+    try:
+        held = pgbackrest.lock('metrics').held_seconds()
+    except (ChronosError, IOError, OSError) as exc:
+        held = None
+        problems.append('the stanza lock cannot be read: %s' % getattr(exc, 'msg', exc))
+    write_status(directory, pgbackrest.stanza, stanza, archiver, version, queue=queue, wal=wal, kept=kept,
+                 lock_held=held)
     return problems
 
 
@@ -157,7 +161,7 @@ def read_kept(target, pg_path):
 
 
 def write_status(directory, stanza_name, stanza=None, archiver=None, version=None, now=None, queue=None, wal=None,
-                 kept=None):
+                 kept=None, lock_held=None):
     """The status file. stanza is _pgbackrest.parse_stanza's (None when pgbackrest info failed); archiver is
     _postgres.read_archiver's and queue read_archive_queue's (None when PostgreSQL could not be asked); wal holds the
     filesystem of pg_wal (size, available), archive-push-queue-max and the segments missing from the archive."""
@@ -191,6 +195,9 @@ def write_status(directory, stanza_name, stanza=None, archiver=None, version=Non
         out.set('pgbackrest_data_filesystem_avail_bytes', 'Bytes available there.', name, kept['filesystem'][1])
     out.set('pgbackrest_postgresql_up', 'Whether PostgreSQL answered for the archiving statistics.', name,
             1 if archiver else 0)
+    if lock_held is not None:
+        out.set('pgbackrest_lock_held_seconds', 'How long the process holding the stanza lock (a backup, restore, drill '
+                'or verify) has run; 0 when no one holds it.', name, lock_held)
     out.write(file_path(directory, stanza_name, 'status'))
 
 

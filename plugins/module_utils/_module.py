@@ -12,9 +12,10 @@ import traceback
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
-    ChronosError, make_target, put_back, recorded_settings, settings_path)
+    ChronosError, make_target, put_back, recorded_settings, settings_path, untrusted_message)
 
 
 def common_argument_spec():
@@ -99,6 +100,8 @@ class ModuleRun(object):
             return False
         if isinstance(exc, ChronosError):
             self.fail(exc.msg, **exc.extra)
+        if isinstance(exc, _files.UntrustedPath):
+            self.fail(untrusted_message(exc), refused=True)
         self.fail('%s: %s' % (type(exc).__name__, exc), exception=''.join(traceback.format_exception(kind, exc, trace)))
         return False
 

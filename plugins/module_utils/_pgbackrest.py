@@ -17,6 +17,7 @@ import re
 import time
 from datetime import datetime, timezone
 
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
 # pgBackRest's stanza status codes (src/command/info/info.c).
@@ -303,6 +304,13 @@ class PgBackRest(object):
         argv.append(command)
         argv.extend(option for option in options if not option.startswith('-'))
         return argv
+
+    def lock(self, purpose, wait=0):
+        """The stanza's lock, shared with whatever locks this pgbackrest.conf where pgBackRest runs (the backup wrapper
+        run by hand in a container): _lock.StanzaLock."""
+        shared = self.target.local_path(self.config or DEFAULT_CONFIG)
+        # No file, nothing to share: the wrapper cannot run without it either. A link there is refused.
+        return StanzaLock(self.stanza, purpose, wait, shared=shared if shared and os.path.lexists(shared) else None)
 
     def plan(self, command, *options):
         """Record a command without running it (check mode)."""

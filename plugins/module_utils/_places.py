@@ -27,6 +27,7 @@ import shutil
 import time
 from datetime import datetime
 
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
 KEPT = '.pre-restore-'
@@ -59,15 +60,66 @@ def free_bytes(path):
 
 
 def _empty_like(path, like):
-    """mkdir path with the owner and mode of like."""
-    os.mkdir(path, 0o700)
-    os.chown(path, like.st_uid, like.st_gid)
-    os.chmod(path, like.st_mode & 0o7777)
+    """mkdir path with the owner and mode of like. The parent may be the cluster owner's (/var/lib/postgresql/16):
+    the new directory is opened without following a link and re-moded through that descriptor, so a link swapped in
+    after the mkdir is never chowned."""
+    parent, name = os.path.split(path)
+    directory = _files.open_directory(parent, trusted=False)
+    try:
+        os.mkdir(name, 0o700, dir_fd=directory)
+        child = os.open(name, os.O_RDONLY | _files.DIRECTORY | _files.NOFOLLOW | _files.CLOEXEC, dir_fd=directory)
+    finally:
+        os.close(directory)
+    try:
+        if os.fstat(child).st_uid != os.geteuid():
+            raise ChronosError('%s was replaced while it was being made. Nothing was changed in it.' % path)
+        os.fchown(child, like.st_uid, like.st_gid)
+        os.fchmod(child, like.st_mode & 0o7777)
+    finally:
+        os.close(child)
 
 
 def _move_entries(source, destination):
-    for name in os.listdir(source):
-        os.rename(os.path.join(source, name), os.path.join(destination, name))
+    """Move every entry of source into destination, both reached without following a link."""
+    source_fd = _files.open_directory(source, trusted=False)
+    try:
+        destination_fd = _files.open_directory(destination, trusted=False)
+        try:
+            for name in os.listdir(source_fd):
+                os.rename(name, name, src_dir_fd=source_fd, dst_dir_fd=destination_fd)
+        finally:
+            os.close(destination_fd)
+    finally:
+        os.close(source_fd)
+
+
+def _relink(link, text):
+    """Point an existing symlink at text, through its parent's descriptor."""
+    parent, name = os.path.split(link)
+    directory = _files.open_directory(parent, trusted=False)
+    try:
+        os.unlink(name, dir_fd=directory)
+        os.symlink(text, name, dir_fd=directory)
+    finally:
+        os.close(directory)
+
+
+def _rename(source, destination):
+    """rename(2) through descriptors of both parents, reached without following a link: the parents may be the
+    cluster owner's (/var/lib/postgresql/16), who could otherwise swap one for a link meanwhile."""
+    source_parent, source_name = os.path.split(source)
+    destination_parent, destination_name = os.path.split(destination)
+    source_fd = _files.open_directory(source_parent, trusted=False)
+    try:
+        destination_fd = source_fd if destination_parent == source_parent else _files.open_directory(
+            destination_parent, trusted=False)
+        try:
+            os.rename(source_name, destination_name, src_dir_fd=source_fd, dst_dir_fd=destination_fd)
+        finally:
+            if destination_fd != source_fd:
+                os.close(destination_fd)
+    finally:
+        os.close(source_fd)
 
 
 def _same_filesystem(one, other):
@@ -136,18 +188,23 @@ class DataPlace(object):
     def guard(self, kept):
         """Put the guard into the emptied data directory: PG_VERSION as the kept copy has it, and the note. Created
         anew (never following a link), owned like the directory."""
-        like = os.stat(self.local)
         try:
-            with open(os.path.join(kept.local, 'PG_VERSION'), 'rb') as handle:
-                version = handle.read()
-        except (IOError, OSError):
+            handle = _files.open_existing(os.path.join(kept.local, 'PG_VERSION'))
+            with os.fdopen(handle, 'rb') as stream:
+                version = stream.read(64)
+        except (IOError, OSError, _files.UntrustedPath):
             version = b''
-        for name, content in ((GUARD_NOTE, GUARD_TEXT), ('PG_VERSION', version)):
-            descriptor = os.open(os.path.join(self.local, name),
-                                 os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, 'O_NOFOLLOW', 0), 0o600)
-            with os.fdopen(descriptor, 'wb') as handle:
-                os.fchown(handle.fileno(), like.st_uid, like.st_gid)
-                handle.write(content)
+        directory = _files.open_directory(self.local, trusted=False)
+        try:
+            like = os.fstat(directory)
+            for name, content in ((GUARD_NOTE, GUARD_TEXT), ('PG_VERSION', version)):
+                descriptor = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | _files.NOFOLLOW | _files.CLOEXEC,
+                                     0o600, dir_fd=directory)
+                with os.fdopen(descriptor, 'wb') as stream:
+                    os.fchown(stream.fileno(), like.st_uid, like.st_gid)
+                    stream.write(content)
+        finally:
+            os.close(directory)
 
     def guarded(self):
         """Whether the data directory holds nothing but a restore's guard."""
@@ -230,13 +287,12 @@ class DirectoryPlace(DataPlace):
         """Rename a data directory, and each linked directory beside its destination with the same suffix;
         the renamed data directory's links follow."""
         links = [(link, self._link_target(link), os.readlink(link)) for link in self._linked(source)]
-        os.rename(source, destination)
+        _rename(source, destination)
         for link, target, text in links:
             if target and os.path.exists(target):
-                os.rename(target, target + suffix)
+                _rename(target, target + suffix)
             moved_link = os.path.join(destination, os.path.relpath(link, source))
-            os.unlink(moved_link)
-            os.symlink(text + suffix, moved_link)
+            _relink(moved_link, text + suffix)
 
     def move_aside(self, stamp, mark=KEPT):
         like = os.stat(self.local)
@@ -250,23 +306,26 @@ class DirectoryPlace(DataPlace):
         os.rmdir(self.local)
         # The kept copy's links point at <dir>.pre-restore-<stamp>: give those their names back.
         suffix = KEPT + kept.stamp
-        os.rename(kept.local, self.local)
+        _rename(kept.local, self.local)
         for link in self._linked(self.local):
             text, target = os.readlink(link), self._link_target(link)
             if text.endswith(suffix) and target:
                 original = target[:-len(suffix)]
                 if os.path.exists(target) and not os.path.exists(original):
-                    os.rename(target, original)
-                os.unlink(link)
-                os.symlink(text[:-len(suffix)], link)
+                    _rename(target, original)
+                _relink(link, text[:-len(suffix)])
         return current
 
     def remove_kept(self, kept):
         """Delete a kept copy and the linked directories (pg_wal, tablespaces) moved aside with it."""
         suffix = kept.name[len(self.local):]
+        owner = os.lstat(kept.local).st_uid
         for link in self._linked(kept.local):
+            # The links lie in the cluster owner's files: only a directory that owner owns, and that was moved aside
+            # with this copy (its suffix), is deleted - nothing the owner could not delete itself.
             target = self._link_target(link)
-            if target and target.endswith(suffix) and os.path.isdir(target) and not os.path.islink(target):
+            if target and target.endswith(suffix) and os.path.isdir(target) and not os.path.islink(target) \
+                    and os.lstat(target).st_uid == owner:
                 shutil.rmtree(target)
         shutil.rmtree(kept.local)
 
@@ -343,4 +402,3 @@ class BindRootPlace(DataPlace):
         _move_entries(kept.local, self.local)
         os.rmdir(kept.local)
         return current
-

@@ -514,7 +514,7 @@ class Restore(object):
         from the stop until the restore is done (and put back by the same command after an interruption)."""
         request, target = self.request, self.target
         steps = plan['steps']
-        with StanzaLock(self.pgbackrest.stanza, 'restore into %s' % request.pg_path, wait=request.lock_wait) as lock:
+        with self.pgbackrest.lock('restore into %s' % request.pg_path, wait=request.lock_wait) as lock:
             self.marks = [('start', time.time())]
             kept = step = None
             try:
@@ -712,9 +712,9 @@ class Rollback(object):
     <...>.rolled-back-<stamp>. The kept copy was stopped cleanly before it was moved aside, so it starts as
     it was, on its own timeline."""
 
-    def __init__(self, target, stanza, request, kept_name=None):
+    def __init__(self, target, pgbackrest, request, kept_name=None):
         self.target = target
-        self.stanza = stanza
+        self.pgbackrest = pgbackrest
         self.request = request
         self.kept_name = kept_name
         target.allow_commands_while_stopped()
@@ -744,7 +744,7 @@ class Rollback(object):
 
     def execute(self, plan):
         request, target = self.request, self.target
-        with StanzaLock(self.stanza, 'rollback of %s' % request.pg_path, wait=request.lock_wait):
+        with self.pgbackrest.lock('rollback of %s' % request.pg_path, wait=request.lock_wait):
             self.marks = [('start', time.time())]
             replaced = None
             for step in plan['steps']:
@@ -772,9 +772,9 @@ class Prune(object):
     """Delete kept data directories (or volumes) left by restores and rollbacks: only those the operator names, each
     one that kept() lists. Every kept copy costs as much disk as the cluster did."""
 
-    def __init__(self, target, stanza, request, names):
+    def __init__(self, target, pgbackrest, request, names):
         self.target = target
-        self.stanza = stanza
+        self.pgbackrest = pgbackrest
         self.request = request
         self.names = [name for name in names or [] if name]
         self.place = target.data_place(request.pg_path)
@@ -798,7 +798,7 @@ class Prune(object):
                     discards='Deleted for good: %s.' % ', '.join(describe_kept(copy) for copy in chosen))
 
     def execute(self, plan):
-        with StanzaLock(self.stanza, 'prune of %s' % self.request.pg_path, wait=self.request.lock_wait):
+        with self.pgbackrest.lock('prune of %s' % self.request.pg_path, wait=self.request.lock_wait):
             self.marks = [('start', time.time())]
             for copy in plan['remove']:
                 self.place.remove_kept(self.place.find_kept(copy['name']))

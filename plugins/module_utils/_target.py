@@ -27,10 +27,14 @@ import shutil
 import subprocess
 import time
 
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
+
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # Where site.yml records a stanza's settings on the managed host, for the scheduled jobs (and for restores while
 # PostgreSQL is down).
 SETTINGS_DIRECTORY = '/etc/chronos-pgbackrest'
+# What the collection records on the managed host as it works (the drills' scratch places): root's alone.
+STATE_DIRECTORY = '/var/lib/chronos-pgbackrest'
 
 
 def settings_path(stanza):
@@ -125,6 +129,11 @@ class Target(object):
     def held_restart_policy(self):
         """The restart policy a restore holds off (a container's), or None: a host has none."""
         return None
+
+    def local_path(self, path):
+        """Where a file of the target lies on this machine's disk, or None when it lies nowhere this machine can
+        reach (a container's own layer)."""
+        return path
 
     def hold_restart_policy(self):
         """Keep PostgreSQL from being started again behind a restore's back (a container's restart policy)."""
@@ -258,24 +267,19 @@ class HostTarget(Target):
         return done.returncode, done.stdout, done.stderr
 
     def read_file(self, path):
-        with open(path, 'rb') as handle:
-            return handle.read()
+        # Never through a link: what root reads may end up in a result or a diff.
+        handle = _files.open_existing(path)
+        with os.fdopen(handle, 'rb') as stream:
+            return stream.read()
 
     def write_file(self, path, content, uid, gid, mode, check_mode=False):
         return write_local_file(path, content, uid, gid, mode, check_mode)
 
     def remove_file(self, path):
-        if os.path.lexists(path):
-            os.unlink(path)
+        remove_local_file(path)
 
     def ensure_directory(self, path, uid, gid, mode, check_mode=False):
-        if os.path.isdir(path):
-            return False
-        if not check_mode:
-            os.makedirs(path, mode)
-            os.chown(path, uid, gid)
-            os.chmod(path, mode)
-        return True
+        return make_local_directory(path, uid, gid, mode, check_mode)
 
     def postgresql_running(self, pg_path):
         return postmaster_running(pg_path)
@@ -409,60 +413,74 @@ def postgresql_log_errors(directory='/var/log/postgresql'):
 def write_local_file(path, content, uid, gid, mode, check_mode=False, in_place=False):
     """Make a file on this host hold content with owner uid:gid and mode; True when something changed.
 
-    New content is written beside the file and renamed over it, so a reader never sees half a file. With
-    in_place (a file bind-mounted into a container on its own: the container keeps the old inode after a
-    rename), the same inode is rewritten: padded with a comment to the old length in one write, then cut,
-    so a reader sees the old content, the new content, or the new content followed by a comment."""
+    In a directory root alone can write (anything else is refused: _files), new content is written beside the file
+    and renamed over it, so a reader never sees half a file. With in_place (a file bind-mounted into a container on
+    its own: the container keeps the old inode after a rename, and the file may lie in its user's directory), the
+    file is opened without following a link and rewritten through that descriptor, and it must already have the owner
+    and mode asked for: root does not re-mode a file it did not make."""
     try:
-        current = os.lstat(path)
-        with open(path, 'rb') as handle:
-            old = handle.read()
-    except (IOError, OSError) as exc:
-        if exc.errno != errno.ENOENT:
-            raise
-        current, old = None, None
-    same_content = old == content
-    same_meta = current is not None and (current.st_uid, current.st_gid, current.st_mode & 0o7777) == (uid, gid, mode)
-    if same_content and same_meta:
-        return False
-    if check_mode:
-        return True
-    if same_content or (in_place and current is not None):
-        if not same_content:
-            _rewrite_in_place(path, old, content)
-        os.chown(path, uid, gid)
-        os.chmod(path, mode)
-        return True
-    directory, name = os.path.split(path)
-    if not os.path.isdir(directory):
-        os.makedirs(directory, 0o755)
-    temporary = os.path.join(directory, '.%s.%d.tmp' % (name, os.getpid()))
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, 'wb') as handle:
-            os.fchown(handle.fileno(), uid, gid)
-            os.fchmod(handle.fileno(), mode)
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return True
+        if in_place and os.path.lexists(path):
+            return _rewrite_in_place(path, content, uid, gid, mode, check_mode)
+        return _files.write_file(path, content, uid, gid, mode, check_mode)
+    except _files.UntrustedPath as exc:
+        raise ChronosError(untrusted_message(exc))
 
 
-def _rewrite_in_place(path, old, content):
-    padded = content
-    if len(content) < len(old):
-        filler = len(old) - len(content)
-        padded = content + (b'\n' if filler == 1 else b'\n#' + b'#' * (filler - 2))
-    with open(path, 'r+b') as handle:
-        handle.write(padded)
-        handle.flush()
-        handle.truncate(len(content))
-        os.fsync(handle.fileno())
+def make_local_directory(path, uid, gid, mode, check_mode=False):
+    """Make a directory on this host (uid:gid, mode) in a parent root alone can write; True when it was missing."""
+    try:
+        return _files.make_directory(path, uid, gid, mode, check_mode)
+    except _files.UntrustedPath as exc:
+        raise ChronosError(untrusted_message(exc))
+
+
+def remove_local_file(path):
+    """Remove a file of this host from a directory root alone can write (the name, never what a link points at)."""
+    try:
+        return _files.remove_file(path)
+    except _files.UntrustedPath as exc:
+        raise ChronosError(untrusted_message(exc))
+
+
+def untrusted_message(exc):
+    text = str(exc)
+    return text if 'Nothing was changed' in text else text + ' Nothing was changed.'
+
+
+def _rewrite_in_place(path, content, uid, gid, mode, check_mode):
+    handle = _files.open_existing(path, os.O_RDONLY if check_mode else os.O_RDWR)
+    try:
+        info = os.fstat(handle)
+        if (info.st_uid, info.st_gid, info.st_mode & 0o7777) != (uid, gid, mode):
+            raise ChronosError(
+                '%s is owned by %d:%d with mode %04o; it will hold the repository keys and the cipher passphrase, '
+                'readable by pgBackRest alone: run chown %d:%d %s && chmod %04o %s, then run again. Nothing was '
+                'changed.' % (path, info.st_uid, info.st_gid, info.st_mode & 0o7777, uid, gid, path, mode, path))
+        old = b''
+        while True:
+            chunk = os.read(handle, 1 << 20)
+            if not chunk:
+                break
+            old += chunk
+        if old == content:
+            return False
+        if check_mode:
+            return True
+        # Padded with a comment to the old length in one write, then cut: a reader sees the old content, the new
+        # content, or the new content followed by a comment.
+        padded = content
+        if len(content) < len(old):
+            filler = len(old) - len(content)
+            padded = content + (b'\n' if filler == 1 else b'\n#' + b'#' * (filler - 2))
+        os.lseek(handle, 0, os.SEEK_SET)
+        view = memoryview(padded)
+        while view:
+            view = view[os.write(handle, view):]
+        os.ftruncate(handle, len(content))
+        os.fsync(handle)
+        return True
+    finally:
+        os.close(handle)
 
 
 def _which(name):

@@ -145,7 +145,6 @@ import time
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._backup import backup_progress, summary, with_duration
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
     BACKUP_COVERS, LOCK_ERROR, PgBackRestError, newest_backup, now, parse_duration, parse_error)
@@ -193,8 +192,8 @@ def main():
             run.exit(changed=True, reused=False, backup=None)
 
         before = set(backup['label'] for backup in stanza['backups'])
-        with StanzaLock(pgbackrest.stanza, '%s backup (pgbackrest_backup)' % backup_type,
-                        wait=lock_timeout if params['wait_for_lock'] else 0):
+        with pgbackrest.lock('%s backup (pgbackrest_backup)' % backup_type,
+                             wait=lock_timeout if params['wait_for_lock'] else 0):
             started = deadline = now()
             deadline += lock_timeout
             while True:

@@ -65,6 +65,8 @@ options:
   keep:
     description:
       - Leave the scratch cluster running instead of removing it; the result says how to connect and remove it.
+      - Until it is removed (I(remove)), every drill into the same place is refused, the scheduled one included. A drill
+        never removes what another drill kept.
     type: bool
     default: false
   remove:

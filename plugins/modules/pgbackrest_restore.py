@@ -279,9 +279,9 @@ def main():
                           params['timeout'], params['lock_wait'], params['sanity_database'], params['sanity_query'],
                           params['accept_wal_loss'], params['archive_wait'])
         if params['type'] == 'rollback':
-            procedure = Rollback(target, run.pgbackrest.stanza, request, params['kept'])
+            procedure = Rollback(target, run.pgbackrest, request, params['kept'])
         elif params['type'] == 'prune':
-            procedure = Prune(target, run.pgbackrest.stanza, request, params['prune'])
+            procedure = Prune(target, run.pgbackrest, request, params['prune'])
         else:
             procedure = Restore(target, run.pgbackrest, request)
         plan = procedure.plan()

@@ -154,11 +154,13 @@ import sys
 # module, which installs them from its own copy.
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _jobs, _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, settings_path, write_local_file
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
+    ChronosError, make_local_directory, remove_local_file, settings_path, write_local_file)
 
 LIBRARY = '/usr/local/lib/chronos-pgbackrest'
 PROGRAM = '/usr/local/bin/chronos-pgbackrest'
 PACKAGE = 'ansible_collections.chronos.pgbackrest.plugins.module_utils'
+
 
 def job_modules():
     """_jobs and every module_utils file it imports, directly or through another, read from their sources."""
@@ -176,6 +178,8 @@ def job_modules():
             elif isinstance(node, ast.ImportFrom) and (node.module or '').startswith(PACKAGE + '._'):
                 todo.append(node.module)
     return [found[name] for name in sorted(found)]
+
+
 PROGRAM_TEXT = '''#!%s
 # Scheduled pgBackRest jobs; installed by chronos.pgbackrest (pgbackrest_schedule). Usage: chronos-pgbackrest --help
 import sys
@@ -198,20 +202,20 @@ def library_files():
 
 
 def cron_text(params, stanza):
-    program = '%s --stanza %s' % (PROGRAM, stanza)
-    log = '>> %s 2>&1' % params['cron_log']
+    # The job opens its log itself (no shell redirection, which would follow a link planted there as root).
+    program = '%s --stanza %s --log %s' % (PROGRAM, stanza, params['cron_log'])
     days = ','.join(str(day) for day in range(7) if day != params['full_weekday'])
     lines = ['# Scheduled pgBackRest jobs of stanza %s; written by chronos.pgbackrest (pgbackrest_schedule).' % stanza,
              'SHELL=/bin/sh', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-             '%d %d * * %d root %s backup full %s' % (params['minute'], params['hour'], params['full_weekday'], program, log),
-             '%d %d * * %s root %s backup diff %s' % (params['minute'], params['hour'], days, program, log)]
+             '%d %d * * %d root %s backup full' % (params['minute'], params['hour'], params['full_weekday'], program),
+             '%d %d * * %s root %s backup diff' % (params['minute'], params['hour'], days, program)]
     if params['metrics_dir']:
-        lines.append('*/%d * * * * root %s metrics %s' % (params['metrics_every'], program, log))
+        lines.append('*/%d * * * * root %s metrics' % (params['metrics_every'], program))
     for job, hour in (('verify', 4), ('drill', 5)):
         schedule = params[job] or {}
         if schedule.get('enabled'):
             when = (int(schedule.get('minute', 0)), int(schedule.get('hour', hour)), int(schedule.get('weekday', 6)))
-            lines.append('%d %d * * %d root %s %s %s' % (when + (program, job, log)))
+            lines.append('%d %d * * %d root %s %s' % (when + (program, job)))
     return '\n'.join(lines) + '\n'
 
 
@@ -275,22 +279,18 @@ def main():
         files[settings_path(stanza)] = (json.dumps(settings, indent=2, sort_keys=True) + '\n').encode()
         cron_file = '/etc/cron.d/pgbackrest-%s' % stanza.replace('.', '_')
         for path, content in sorted(files.items()):
-            if not run.check_mode:
-                _makedirs(os.path.dirname(path))
             mode = 0o755 if path == PROGRAM else 0o644
             if write_local_file(path, content, 0, 0, mode, run.check_mode):
                 changed.append(path)
-        if params['metrics_dir'] and not os.path.isdir(params['metrics_dir']):
+        if params['metrics_dir'] and make_local_directory(params['metrics_dir'], 0, 0, 0o755, run.check_mode):
             changed.append(params['metrics_dir'])
-            if not run.check_mode:
-                _makedirs(params['metrics_dir'])
         if params['enabled']:
             if write_local_file(cron_file, cron_text(params, stanza).encode(), 0, 0, 0o644, run.check_mode):
                 changed.append(cron_file)
-        elif os.path.exists(cron_file):
+        elif os.path.lexists(cron_file):
             changed.append(cron_file)
             if not run.check_mode:
-                os.unlink(cron_file)
+                remove_local_file(cron_file)
         if run.target.write_file(params['wrapper_path'], params['wrapper'].encode(), 0, 0, 0o755, run.check_mode):
             changed.append('%s on %s' % (params['wrapper_path'], run.target.describe()))
         # The status metrics from the start, before cron first runs the job: a host without them is not silent.
@@ -298,11 +298,6 @@ def main():
                 not os.path.exists(_metrics.file_path(params['metrics_dir'], stanza, 'status')):
             _metrics.refresh(run.target, run.pgbackrest, params['metrics_dir'])
         run.exit(changed=bool(changed), changed_files=changed, cron_file=cron_file)
-
-
-def _makedirs(path):
-    if not os.path.isdir(path):
-        os.makedirs(path, 0o755)
 
 
 if __name__ == '__main__':

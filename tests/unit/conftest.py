@@ -142,6 +142,15 @@ def settings_dir(_run_dirs, monkeypatch):
     return directory
 
 
+@pytest.fixture(autouse=True)
+def state_dir(_run_dirs, monkeypatch):
+    """What the collection records as it works (/var/lib/chronos-pgbackrest): a directory of the test's own."""
+    parent, counter = _run_dirs
+    directory = os.path.join(parent, 'state-%d' % next(counter))
+    monkeypatch.setattr(_target, 'STATE_DIRECTORY', directory)
+    return directory
+
+
 # --- captured output and data directories -----------------------------------------------------------------------
 
 @pytest.fixture

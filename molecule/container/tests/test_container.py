@@ -9,13 +9,13 @@ from container_tests import *  # noqa: F401,F403 pylint: disable=wildcard-import
 from container_tests import check_no_secret_in_created_containers
 from restore_tests import *  # noqa: F401,F403 pylint: disable=wildcard-import,unused-wildcard-import
 from container_tests import recreate_container
+from secret_sweep import check_no_secret_leaked
 from scenario import (CRON_LOG, DB_CONTAINER, SCENARIO, WRAPPER, archive_current_wal, labels, psql, run_as_cron,
                       wait_until_ready)
 
 
 def test_no_secret_is_in_the_configuration_of_any_container_the_collection_created(watcher):
     check_no_secret_in_created_containers(watcher)
-
 
 
 def test_a_recreated_container_goes_on_backing_up_and_archiving_without_site_yml(db, managed):
@@ -41,3 +41,7 @@ def test_a_recreated_container_goes_on_backing_up_and_archiving_without_site_yml
 
 if SCENARIO == "container":
     from archiving_tests import *  # noqa: F401,F403 pylint: disable=wildcard-import,unused-wildcard-import
+
+
+def test_no_secret_leaked_into_process_arguments_readable_files_the_cron_log_or_the_metrics(argument_watch):
+    check_no_secret_leaked(argument_watch)

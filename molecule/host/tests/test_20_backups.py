@@ -63,6 +63,36 @@ def test_the_cron_line_run_as_cron_runs_it_makes_a_backup_and_records_it(db):
     assert run_exit_code(db, "diff") == 0
 
 
+def test_a_link_planted_where_the_lock_goes_is_never_followed(db):
+    """What the postgres user - any PostgreSQL superuser, through COPY ... TO PROGRAM - could plant after a reboot,
+    aimed at a root-only file."""
+    secret = "/root/chronos-secret"
+    db.check_output("umask 027 && echo 'root only' > %s", secret)
+    before = db.check_output("stat -c '%%a %%U %%s' %s && cat %s", secret, secret)
+    db.check_output("rm -rf /run/chronos-pgbackrest /run/lock/chronos-pgbackrest")
+    # Where the lock used to be (/run/lock is world-writable): postgres plants a link; the job no longer looks there.
+    db.check_output("runuser -u postgres -- sh -c %s", "mkdir -p /run/lock/chronos-pgbackrest && ln -s %s "
+                    "/run/lock/chronos-pgbackrest/%s.lock" % (secret, STANZA))
+    # Where it is now, postgres can create nothing.
+    assert db.run("runuser -u postgres -- mkdir /run/chronos-pgbackrest").rc != 0
+    backups = labels()
+    done = run_as_cron(db, "backup diff")
+    assert done.rc == 0, db.file(CRON_LOG).content_string[-3000:]
+    assert len(labels()) == len(backups) + 1
+    # A lock directory that is not root's alone (a careless chown), with the link in it: refused, and recorded.
+    db.check_output("rm -rf /run/chronos-pgbackrest && install -d -m 0755 -o postgres -g postgres "
+                    "/run/chronos-pgbackrest")
+    db.check_output("runuser -u postgres -- ln -s %s /run/chronos-pgbackrest/%s.lock", secret, STANZA)
+    refused = run_as_cron(db, "backup diff")
+    assert refused.rc == 3, db.file(CRON_LOG).content_string[-3000:]
+    assert ("diff backup REFUSED: The lock of stanza %s cannot be trusted: /run/chronos-pgbackrest is owned by "
+            "postgres, not root" % STANZA) in db.file(CRON_LOG).content_string
+    assert run_exit_code(db, "diff") == 3
+    assert len(labels()) == len(backups) + 1
+    assert db.check_output("stat -c '%%a %%U %%s' %s && cat %s", secret, secret) == before
+    db.check_output("rm -rf /run/chronos-pgbackrest /run/lock/chronos-pgbackrest %s", secret)
+
+
 def test_guide_testing_backups_procedure(db):
     # shared/reference/postgresql-backup-guide.md, "Testing Backups", as root like `docker exec`.
     db.check_output('psql -h localhost -U prometheus -d chronos_db -c '
@@ -86,7 +116,7 @@ def test_two_wrapper_runs_at_once_one_backs_up(db):
     runs = sorted((int(db.file("/tmp/run%d.rc" % n).content_string), db.file("/tmp/run%d.out" % n).content_string)
                   for n in (1, 2))
     assert [rc for rc, dummy in runs] == [0, 75]
-    assert "another backup of stanza %s is running" % STANZA in runs[1][1]
+    assert "stanza %s is busy (a backup, restore, drill or verify holds" % STANZA in runs[1][1]
     backups = info()["backups"]
     assert len(backups) == len(before) + 1
     assert not any(backup["error"] for backup in backups)

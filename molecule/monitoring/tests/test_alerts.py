@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from monitoring_lab import RULES, write_verify_metrics
-from scenario import METRICS_DIR, NETWORK, S3_ALIAS, S3_HOST, STANZA, docker, psql, run_as_cron, run_playbook
+from scenario import (CONFIG, CRON_LOG, METRICS_DIR, NETWORK, PROGRAM, S3_ALIAS, S3_HOST, STANZA, docker, psql,
+                      run_as_cron, run_playbook)
 
 STATUS_FILE = "%s/pgbackrest_%s_status.prom" % (METRICS_DIR, STANZA)
 NODE_EXPORTER_PID = "/run/prometheus-node-exporter.pid"
@@ -21,7 +22,9 @@ PRODUCTION_FOR = {"PgBackRestMetricsMissing": "10m", "PgBackRestMetricsStale": N
                   "PgBackRestBackupFailed": None, "PgBackRestRepositoryUnavailable": "15m",
                   "PgBackRestWalArchivingFailing": "10m", "PgBackRestWalBacklogFilling": None,
                   "PgBackRestWalDiskFilling": "5m", "PgBackRestArchiveGap": None, "PgBackRestVerifyFailed": None,
-                  "PgBackRestVerifyNotRunning": None}
+                  "PgBackRestVerifyNotRunning": None, "PgBackRestKeptCopiesFillingDisk": "15m",
+                  "PgBackRestDrillFailed": None, "PgBackRestPostgresqlNotAnswering": "10m",
+                  "PgBackRestLockHeldTooLong": None}
 
 
 def production_rules():
@@ -213,4 +216,62 @@ def test_verify(db, monitoring, alertname, broken, words):
     mark = monitoring.mark()
     write_verify_metrics(db, status=0, errors=0)
     monitoring.delivered(alertname, "resolved", mark)
+    monitoring.wait_quiet()
+
+
+def run_drill(db):
+    """The scheduled drill job, as cron runs it when the weekly drill is on."""
+    return db.run("%s --stanza %s --log %s drill", PROGRAM, STANZA, CRON_LOG)
+
+
+def test_a_refused_drill_then_one_that_passes(db, monitoring):
+    mark = monitoring.mark()
+    # Something else took the drill's port: the drill refuses (exit 3) and changes nothing.
+    db.check_output("setsid -f python3 -c %s chronos-port-taker </dev/null >/dev/null 2>&1 && sleep 1",
+                    "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 5433)); s.listen(); time.sleep(120)")
+    assert run_drill(db).rc == 3, db.file(CRON_LOG).content_string[-2000:]
+    alert = monitoring.delivered("PgBackRestDrillFailed", "firing", mark)
+    assert "did not start: its scratch place" in alert["annotations"]["description"], alert
+    assert monitoring.firing() == {"PgBackRestDrillFailed"}
+
+    mark = monitoring.mark()
+    db.check_output("pkill -f 'chronos-port-take[r]' || true")
+    drilled = run_drill(db)
+    assert drilled.rc == 0, db.file(CRON_LOG).content_string[-3000:]
+    monitoring.delivered("PgBackRestDrillFailed", "resolved", mark)
+    monitoring.wait_quiet()
+
+
+def test_postgresql_not_answering(db, monitoring):
+    mark = monitoring.mark()
+    db.check_output("pg_ctlcluster $(ls /etc/postgresql) main stop")
+    try:
+        refresh_metrics(db)
+        alert = monitoring.delivered("PgBackRestPostgresqlNotAnswering", "firing", mark)
+        assert "could not run psql against PostgreSQL" in alert["annotations"]["description"], alert
+        assert monitoring.firing() == {"PgBackRestPostgresqlNotAnswering"}
+    finally:
+        db.check_output("pg_ctlcluster $(ls /etc/postgresql) main start")
+    mark = monitoring.mark()
+    refresh_metrics(db)
+    monitoring.delivered("PgBackRestPostgresqlNotAnswering", "resolved", mark)
+    monitoring.wait_quiet()
+
+
+def test_a_lock_held_for_hours(db, monitoring):
+    """The backup wrapper's lock on pgbackrest.conf, held by a process the metrics job sees 7 hours later (faketime:
+    the holder's start time comes from the kernel, the job's clock moves)."""
+    mark = monitoring.mark()
+    db.check_output("setsid -f runuser -u postgres -- flock %s sleep 127 </dev/null >/dev/null 2>&1 && sleep 1", CONFIG)
+    try:
+        refresh_metrics(db, faketime="7 hours")
+        alert = monitoring.delivered("PgBackRestLockHeldTooLong", "firing", mark)
+        assert alert["labels"]["stanza"] == STANZA
+        assert "and no backup of the stanza can start until it ends" in alert["annotations"]["description"], alert
+        assert monitoring.firing() == {"PgBackRestLockHeldTooLong"}
+    finally:
+        db.check_output("pkill -f 'sleep 12[7]' || true")
+    mark = monitoring.mark()
+    refresh_metrics(db)
+    monitoring.delivered("PgBackRestLockHeldTooLong", "resolved", mark)
     monitoring.wait_quiet()

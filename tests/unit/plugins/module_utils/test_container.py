@@ -48,6 +48,7 @@ def layout(tmp_path, docker):
     conf = tmp_path / 'host' / 'pgbackrest.conf'
     conf.parent.mkdir()
     conf.write_bytes(b'[global]\nrepo1-path=/var/lib/pgbackrest\n')
+    os.chmod(str(conf), 0o600)
     conf_d = tmp_path / 'host' / 'conf.d'
     conf_d.mkdir()
     container = docker.add_container(mounts=[

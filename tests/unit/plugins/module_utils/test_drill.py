@@ -95,7 +95,47 @@ def test_host_scratch_refuses_a_directory_it_did_not_make(live, quiet_ports, tmp
     assert refusal == "%s exists and is not a drill's scratch directory (no drill.conf): move it away" % (
         tmp_path / 'drill' / 'scratch')
     (tmp_path / 'drill' / 'scratch' / 'drill.conf').write_text(_drill.MARKER)
-    assert HostScratch(live, LIVE, settings(tmp_path)).refusal() is None
+    # A drill's scratch directory, but no record of the drill that made it: kept, for all the drill knows.
+    assert ' was kept by an earlier drill (keep)' in HostScratch(live, LIVE, settings(tmp_path)).refusal()
+
+
+def test_host_scratch_left_by_an_interrupted_drill_is_replaced(live, quiet_ports, tmp_path, commands):
+    scratch = HostScratch(live, LIVE, settings(tmp_path))
+    scratch.create('chronos-v2')
+    (tmp_path / 'drill' / 'scratch' / 'drill.conf').write_text(_drill.MARKER)
+    (tmp_path / 'drill' / 'scratch' / 'half-restored').write_text('x')
+    again = HostScratch(live, LIVE, settings(tmp_path))
+    assert again.refusal() is None
+    again.create('chronos-v2')
+    assert os.listdir(str(tmp_path / 'drill' / 'scratch')) == []
+    again.remove()
+    assert not (tmp_path / 'drill' / 'scratch').exists() and again.record() is None
+
+
+def test_host_scratch_kept_on_purpose_survives_the_next_drill(live, quiet_ports, tmp_path, commands):
+    kept = HostScratch(live, LIVE, settings(tmp_path, keep=True))
+    kept.create('chronos')
+    (tmp_path / 'drill' / 'scratch' / 'drill.conf').write_text(_drill.MARKER)
+    with pytest.raises(ChronosError) as raised:
+        Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path)).run()
+    assert raised.value.msg == (
+        'Restore drill refused: %s was kept by an earlier drill (keep) (stanza chronos): a drill never removes what it '
+        'did not create. Remove it with playbooks/restore_drill.yml -e pgbackrest_drill_remove=true once done with it, '
+        'or drill into another pgbackrest_drill_path and pgbackrest_drill_port. Nothing was changed.'
+        % (tmp_path / 'drill' / 'scratch'))
+    assert raised.value.extra == dict(refused=True)
+    assert os.listdir(str(tmp_path / 'drill' / 'scratch')) == ['drill.conf'] and commands.calls == []
+    # Removed when asked.
+    assert Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path)).remove() is True
+    assert not (tmp_path / 'drill' / 'scratch').exists()
+
+
+def test_a_drill_record_others_could_write_is_not_believed(live, quiet_ports, tmp_path, commands, state_dir):
+    scratch = HostScratch(live, LIVE, settings(tmp_path))
+    scratch.create('chronos-v2')
+    (tmp_path / 'drill' / 'scratch' / 'drill.conf').write_text(_drill.MARKER)
+    os.chown(scratch._record_path(), 65534, 65534)
+    assert ' was kept by an earlier drill' in HostScratch(live, LIVE, settings(tmp_path)).refusal()
 
 
 def test_host_scratch_refuses_a_busy_port(live, tmp_path, monkeypatch):
@@ -292,10 +332,11 @@ def test_container_scratch(live_container, docker, commands):
     scratch = ContainerScratch(live_container, '/var/lib/postgresql/data', Settings(port=5433))
     assert scratch.refusal() is None
     commands.expect(ok())
-    target, data = scratch.create()
+    target, data = scratch.create('chronos-v2')
     created = docker.created[0]
     assert created['name'] == 'chronos-db-pgbackrest-drill'
-    assert created['labels'] == {_drill.DRILL_LABEL: 'chronos-db'}
+    assert created['labels'] == {_drill.DRILL_LABEL: 'chronos-db', _drill.KEEP_LABEL: 'no',
+                                 'chronos.pgbackrest.drill-stanza': 'chronos-v2'}
     assert (created['network_mode'], created['extra_hosts']) == ('chronos-lab', {'s3.chronos.lab': '172.18.0.2'})
     # Nothing of the live container's environment (POSTGRES_PASSWORD) in the scratch container's configuration.
     assert 'environment' not in created
@@ -320,12 +361,24 @@ def test_container_scratch_refuses_a_container_of_the_same_name(live_container, 
 
 
 def test_container_scratch_replaces_a_drills_leftover(live_container, docker, commands):
-    leftover = docker.add_container(name='chronos-db-pgbackrest-drill', labels={_drill.DRILL_LABEL: 'chronos-db'})
+    leftover = docker.add_container(name='chronos-db-pgbackrest-drill', labels={
+        _drill.DRILL_LABEL: 'chronos-db', _drill.KEEP_LABEL: 'no'})
     scratch = ContainerScratch(live_container, '/var/lib/postgresql/data', Settings())
     assert scratch.refusal() is None
     commands.expect(ok())
-    scratch.create()
+    scratch.create('chronos-v2')
     assert leftover.removed
+
+
+@pytest.mark.parametrize('labels', [{_drill.KEEP_LABEL: 'yes'}, {}], ids=['kept', 'made-before-drills-said'])
+def test_container_scratch_kept_by_a_drill_is_left_alone(live_container, docker, labels):
+    kept = docker.add_container(name='chronos-db-pgbackrest-drill', labels=dict(labels, **{
+        _drill.DRILL_LABEL: 'chronos-db'}))
+    assert ContainerScratch(live_container, '/var/lib/postgresql/data', Settings()).refusal() == (
+        "Container 'chronos-db-pgbackrest-drill' was kept by an earlier drill (keep): a drill never removes what it "
+        "did not create. Remove it with playbooks/restore_drill.yml -e pgbackrest_drill_remove=true once done with it, "
+        "or drill into another pgbackrest_drill_path and pgbackrest_drill_port")
+    assert not kept.removed
 
 
 def test_container_scratch_on_the_host_network_checks_the_port(live_container, monkeypatch):

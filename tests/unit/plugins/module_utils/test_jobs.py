@@ -10,6 +10,8 @@ __metaclass__ = type
 
 import json
 import os
+import subprocess
+import sys
 from datetime import datetime, timedelta
 
 import pytest
@@ -88,6 +90,34 @@ def test_busy_stanza_exits_75_and_writes_no_metrics(settings, commands, capsys):
     assert commands.calls == []
     assert os.listdir(settings['metrics_dir']) == []
     assert 'not starting a full backup: Stanza chronos-v2 is busy: restore into' in capsys.readouterr().err
+
+
+def test_a_link_planted_as_the_lock_is_refused_and_recorded(settings, commands, lock_dir, tmp_path, capsys):
+    """What pgBackRest's user could plant if it could write the lock's directory: a link to a root-only file. The
+    job follows nothing, records exit 3 and runs no backup."""
+    secret = tmp_path / 'shadow'
+    secret.write_text(u'root:$6$x:19000::::::\n')
+    secret.chmod(0o640)
+    os.makedirs(lock_dir, 0o700)
+    os.symlink(str(secret), os.path.join(lock_dir, 'chronos-v2.lock'))
+    assert _jobs.Job(settings).backup('diff') == _jobs.EXIT_REFUSED == 3
+    assert commands.calls == []
+    assert (secret.read_text(), oct(secret.stat().st_mode & 0o777)) == (u'root:$6$x:19000::::::\n', oct(0o640))
+    assert _metrics.read_runs(settings['metrics_dir'], 'chronos-v2')['diff']['exit_code'] == 3
+    assert ('diff backup REFUSED: The lock of stanza chronos-v2, %s/chronos-v2.lock, is a link: root does not follow '
+            'it.' % lock_dir) in capsys.readouterr().err
+
+
+def test_the_metrics_say_how_long_the_stanza_lock_is_held(settings, commands, clock, monkeypatch):
+    from ansible_collections.chronos.pgbackrest.plugins.module_utils import _lock
+    monkeypatch.setattr(_lock, 'process_start', lambda pid: clock.now - 9000 if pid == os.getpid() else None)
+    commands.expect(*status_refresh())
+    _jobs.Job(settings).metrics()
+    assert sample(samples(settings, 'status'), 'pgbackrest_lock_held_seconds') == 0
+    with StanzaLock('chronos-v2', 'restore into /var/lib/postgresql/15/main'):
+        commands.expect(*status_refresh())
+        _jobs.Job(settings).metrics()
+    assert sample(samples(settings, 'status'), 'pgbackrest_lock_held_seconds') == 9000
 
 
 def test_a_busy_wrapper_records_no_run(settings, commands):
@@ -426,3 +456,36 @@ def test_main_with_broken_settings(settings_file, capsys):
         handle.write('{"stanza": ')
     assert _jobs.main(['--settings', settings_file, 'metrics']) == 1
     assert 'Run site.yml (tag pgbackrest_schedule) to write them.' in capsys.readouterr().err
+
+
+def run_program(*argv):
+    """The program in a process of its own (it points its stdout and stderr at the log)."""
+    collections = os.path.abspath(_jobs.__file__)
+    for dummy in range(6):  # .../collections/ansible_collections/chronos/pgbackrest/plugins/module_utils/_jobs.py
+        collections = os.path.dirname(collections)
+    code = ('import sys; sys.path.insert(0, %r); from ansible_collections.chronos.pgbackrest.plugins.module_utils._jobs '
+            'import main; raise SystemExit(main(sys.argv[1:]))' % collections)
+    return subprocess.run([sys.executable, '-c', code] + list(argv), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          check=False)
+
+
+def test_the_job_appends_to_its_log(tmp_path):
+    log = tmp_path / 'logs' / 'cron.log'
+    log.parent.mkdir(mode=0o755)
+    log.write_text(u'earlier run\n')
+    done = run_program('--settings', str(tmp_path / 'missing.json'), '--log', str(log), 'metrics')
+    assert (done.returncode, done.stdout, done.stderr) == (1, b'', b'')
+    text = log.read_text()
+    assert text.startswith(u'earlier run\n') and 'Cannot read the settings %s' % (tmp_path / 'missing.json') in text
+
+
+def test_a_log_planted_as_a_link_is_not_followed(tmp_path):
+    secret = tmp_path / 'shadow'
+    secret.write_text(u'root:$6$x:19000::::::\n')
+    secret.chmod(0o640)
+    log = tmp_path / 'cron.log'
+    os.symlink(str(secret), str(log))
+    done = run_program('--settings', str(tmp_path / 'missing.json'), '--log', str(log), 'metrics')
+    assert done.returncode == _jobs.EXIT_REFUSED
+    assert b'not running metrics: cannot open the log: ' in done.stderr and b'is a link' in done.stderr
+    assert (secret.read_text(), secret.stat().st_mode & 0o777) == (u'root:$6$x:19000::::::\n', 0o640)

@@ -8,12 +8,15 @@ clock."""
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import fcntl
 import os
 import stat
 
 import pytest
 
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _lock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
 
 
 def test_holding_the_lock_says_who_holds_it(lock_dir, clock):
@@ -67,7 +70,9 @@ def test_note_replaces_what_the_holder_says(clock):
         lock.note('step 3 of 5, restore the files with pgBackRest')
         lock.note('step 4 of 5, start PostgreSQL and wait for recovery')
         assert StanzaLock('chronos-v2', 'progress').holder() == (
-            'restore into /data pid %d: step 4 of 5, start PostgreSQL and wait for recovery' % os.getpid())
+            'restore into /data pid %d since %d: step 4 of 5, start PostgreSQL and wait for recovery'
+            % (os.getpid(), clock.now))
+        assert StanzaLock('chronos-v2', 'progress').held_since() == clock.now
 
 
 def test_the_directory_is_made(tmp_path):
@@ -89,21 +94,156 @@ def test_holder_of_a_released_lock_is_empty():
 
 def test_the_text_of_a_killed_holder_is_ignored(lock_dir):
     """A holder killed mid-run leaves its text (its __exit__ never ran), but the kernel released its flock."""
-    os.makedirs(lock_dir)
-    with open(os.path.join(lock_dir, 'chronos-v2.lock'), 'w') as handle:
+    os.makedirs(lock_dir, 0o700)
+    with os.fdopen(os.open(os.path.join(lock_dir, 'chronos-v2.lock'), os.O_WRONLY | os.O_CREAT, 0o600), 'w') as handle:
         handle.write('restore into /data pid 4242: step 3 of 5, restore the files with pgBackRest\n')
     assert StanzaLock('chronos-v2', 'progress').holder() == ''
     with StanzaLock('chronos-v2', 'restore drill') as lock:
         assert lock.holder() == 'restore drill pid %d since 1795513999' % os.getpid()
 
 
-def test_shared_by_root_and_postgres(lock_dir):
-    """Root's scheduled jobs and modules running as postgres take the same locks: the directory is sticky and
-    world-writable like /tmp, the lock files readable and writable by all, whatever the umask."""
-    umask = os.umask(0o077)
+def test_root_alone_can_reach_the_lock(lock_dir):
+    """The directory 0700 and the file 0600, whatever the umask: no other user can hold the lock, write what its
+    holder says, or plant a link there."""
+    umask = os.umask(0)
     try:
         with StanzaLock('chronos-v2', 'backup') as lock:
-            assert stat.S_IMODE(os.stat(lock_dir).st_mode) == 0o1777
-            assert stat.S_IMODE(os.stat(lock.path).st_mode) == 0o666
+            assert stat.S_IMODE(os.stat(lock_dir).st_mode) == 0o700
+            assert stat.S_IMODE(os.stat(lock.path).st_mode) == 0o600
     finally:
         os.umask(umask)
+
+
+def refused(stanza='chronos-v2'):
+    with pytest.raises(ChronosError) as raised:
+        with StanzaLock(stanza, 'backup'):
+            pytest.fail('an untrusted lock was taken')
+    assert raised.value.extra.get('refused')
+    return raised.value.msg
+
+
+def test_a_link_planted_as_the_lock_is_not_followed(lock_dir, tmp_path):
+    target = tmp_path / 'pg_hba.conf'
+    target.write_text(u'local all all peer\n')
+    os.makedirs(lock_dir, 0o700)
+    os.symlink(str(target), os.path.join(lock_dir, 'chronos-v2.lock'))
+    assert refused() == ('The lock of stanza chronos-v2, %s/chronos-v2.lock, is a link: root does not follow it. '
+                         'Remove it and run again. Nothing was changed.' % lock_dir)
+    assert target.read_text() == u'local all all peer\n'
+    assert StanzaLock('chronos-v2', 'progress').holder() == ''
+
+
+def test_a_lock_directory_others_can_write_is_refused(lock_dir):
+    os.makedirs(lock_dir)
+    os.chmod(lock_dir, 0o1777)
+    assert 'is writable by others (mode 1777)' in refused()
+    assert os.listdir(lock_dir) == []
+
+
+def test_a_lock_directory_another_user_owns_is_refused(lock_dir):
+    os.makedirs(lock_dir, 0o700)
+    os.chown(lock_dir, 999, 999)
+    assert 'is owned by ' in refused()
+
+
+def test_a_lock_directory_that_is_a_link_is_refused(lock_dir, tmp_path):
+    os.symlink(str(tmp_path), lock_dir)
+    assert 'is a link or not a directory' in refused()
+
+
+def test_a_lock_file_another_user_owns_is_refused(lock_dir):
+    os.makedirs(lock_dir, 0o700)
+    path = os.path.join(lock_dir, 'chronos-v2.lock')
+    open(path, 'w').close()
+    os.chown(path, 999, 999)
+    assert refused() == ("The lock of stanza chronos-v2, %s, is not a file of root's alone: remove it and run again. "
+                         "Nothing was changed." % path)
+
+
+# --- the configuration file, shared with the wrapper run by hand in the container ----------------------------
+
+@pytest.fixture
+def config(tmp_path):
+    path = tmp_path / 'pgbackrest.conf'
+    path.write_text(u'[global]\n')
+    path.chmod(0o640)
+    return str(path)
+
+
+def test_the_configuration_is_locked_too(config):
+    with StanzaLock('chronos-v2', 'backup', shared=config):
+        handle = os.open(config, os.O_RDONLY)
+        try:
+            with pytest.raises(IOError):
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(handle)
+
+
+def test_a_backup_started_by_hand_holds_off_the_lock(config, clock, lock_dir):
+    """The wrapper in the container (flock on its pgbackrest.conf) holds it: the stanza lock is given back and the
+    refusal names the wrapper."""
+    handle = os.open(config, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(StanzaLock.Busy) as raised:
+            StanzaLock('chronos-v2', 'restore', wait=3, shared=config).__enter__()
+    finally:
+        os.close(handle)
+    assert raised.value.msg == ('Stanza chronos-v2 is busy: a backup started by hand (pgbackrest-backup.sh) holds %s '
+                                '(waited 3 s).' % config)
+    with StanzaLock('chronos-v2', 'backup'):
+        pass
+
+
+def test_a_configuration_reached_through_a_link_is_refused(config, tmp_path):
+    link = str(tmp_path / 'link.conf')
+    os.symlink(config, link)
+    with pytest.raises(ChronosError) as raised:
+        StanzaLock('chronos-v2', 'backup', shared=link).__enter__()
+    assert raised.value.msg.startswith('Cannot lock %s, the configuration of stanza chronos-v2: ' % link)
+    assert raised.value.extra.get('refused')
+    with StanzaLock('chronos-v2', 'backup'):
+        pass
+
+
+# --- how long the lock is held, read from the kernel --------------------------------------------------------------
+
+PROC_LOCKS = ('1: FLOCK  ADVISORY  WRITE 8912 00:3e:1541215 0 EOF\n'
+              '1: -> FLOCK  ADVISORY  WRITE 9000 00:3e:1541215 0 EOF\n'
+              '2: POSIX  ADVISORY  WRITE 8903 00:3e:1541216 0 EOF\n'
+              '3: FLOCK  ADVISORY  READ 77 fd:01:42 0 EOF\n')
+
+
+def test_flock_holders_reads_proc_locks(tmp_path):
+    locks = tmp_path / 'locks'
+    locks.write_text(PROC_LOCKS)
+    holders = _lock.flock_holders
+    assert holders([(0, 0x3e, 1541215)], str(locks)) == {8912}
+    assert holders([(0, 0x3e, 1541216)], str(locks)) == set()  # a POSIX lock is not ours
+    assert holders([(0xfd, 1, 42), (0, 0x3e, 1541215)], str(locks)) == {77, 8912}
+    assert holders([(0, 0x3e, 1)], str(tmp_path / 'missing')) == set()
+
+
+def test_process_start_of_this_process():
+    import time as real_time
+    assert 0 <= real_time.time() - _lock.process_start(os.getpid()) < 3600 * 24 * 365
+    assert _lock.process_start(2 ** 22 + 1) is None
+
+
+def test_held_seconds_from_the_holders_start(clock, monkeypatch, config):
+    started = {}
+    monkeypatch.setattr(_lock, 'process_start', started.get)
+    lock = StanzaLock('chronos-v2', 'metrics', shared=config)
+    assert lock.held_seconds() == 0
+    with StanzaLock('chronos-v2', 'restore'):
+        started[os.getpid()] = clock.now - 7200
+        assert lock.held_seconds() == 7200
+    assert lock.held_seconds() == 0
+    # The wrapper in the container holds the configuration alone.
+    handle = os.open(config, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        assert lock.held_seconds() == 7200
+    finally:
+        os.close(handle)

@@ -756,8 +756,8 @@ def test_execute_into_an_empty_directory(host, commands, make_data_dir, clock):
     assert commands.names[3:] == ['restore', 'service', 'psql', 'psql']
     assert commands.calls[3]['argv'] == PREFIX + plan['options'] + ['restore']
     assert commands.calls[-1]['stdin'] == 'SELECT count(*) FROM pg_database'
-    assert said == ['restore into %s pid %d: step 1 of 3, restore the files with pgBackRest; started %d; backup size '
-                    '30526410' % (pg_path, os.getpid(), CLOCK_START)]
+    assert said == ['restore into %s pid %d since %d: step 1 of 3, restore the files with pgBackRest; started %d; '
+                    'backup size 30526410' % (pg_path, os.getpid(), CLOCK_START, CLOCK_START)]
     assert result['sanity'] == [['4']] and result['kept'] is None
     assert result['plan']['steps'] == ['restore', 'recover', 'check'] and 'options' not in result['plan']
     assert result['timings'] == dict(restore=0.0, recover=0.0, check=0.0, total=0.0)
@@ -958,7 +958,7 @@ def rolled(tmp_path):
 
 
 def test_rollback_plan_takes_the_newest_kept_copy(host, commands, rolled):
-    plan = Rollback(host, 'chronos-v2', request(pg_path=str(rolled))).plan()
+    plan = Rollback(host, PgBackRest(host, 'chronos-v2'), request(pg_path=str(rolled))).plan()
     assert plan['kept']['stamp'] == '20261124T095255Z'
     assert [copy['stamp'] for copy in plan['available']] == ['20261124T095217Z', '20261124T095255Z', '20261124T100000Z']
     assert plan['steps'] == ['put_back', 'start', 'check']
@@ -968,7 +968,7 @@ def test_rollback_plan_takes_the_newest_kept_copy(host, commands, rolled):
 
 def test_rollback_plan_of_a_named_copy_while_running(host, commands, rolled):
     (rolled / 'postmaster.pid').write_text('%d\n' % os.getpid())
-    plan = Rollback(host, 'chronos-v2', request(pg_path=str(rolled)), kept_name='20261124T095217Z').plan()
+    plan = Rollback(host, PgBackRest(host, 'chronos-v2'), request(pg_path=str(rolled)), kept_name='20261124T095217Z').plan()
     assert plan['kept']['name'] == str(rolled) + '.pre-restore-20261124T095217Z'
     assert (plan['steps'], plan['postgresql_running']) == (['stop', 'put_back', 'start', 'check'], True)
 
@@ -976,13 +976,13 @@ def test_rollback_plan_of_a_named_copy_while_running(host, commands, rolled):
 def test_rollback_without_a_kept_copy(host, commands, make_data_dir):
     pg_path = make_data_dir()
     with pytest.raises(ChronosError) as raised:
-        Rollback(host, 'chronos-v2', request(pg_path=pg_path)).plan()
+        Rollback(host, PgBackRest(host, 'chronos-v2'), request(pg_path=pg_path)).plan()
     assert raised.value.msg == ('There is no kept data directory of %s to put back (none named *.pre-restore-*). '
                                 'Nothing was changed.' % pg_path)
 
 
 def test_rollback_execute(host, commands, rolled):
-    rollback = Rollback(host, 'chronos-v2', request(pg_path=str(rolled)))
+    rollback = Rollback(host, PgBackRest(host, 'chronos-v2'), request(pg_path=str(rolled)))
     plan = rollback.plan()
     commands.expect(ok(), ok(), ok(psql_rows(('4',))))
     result = rollback.execute(plan)
@@ -996,7 +996,7 @@ def test_rollback_execute(host, commands, rolled):
 
 
 def test_rollback_when_postgresql_does_not_come_back(host, commands, rolled):
-    rollback = Rollback(host, 'chronos-v2', request(pg_path=str(rolled), timeout=2))
+    rollback = Rollback(host, PgBackRest(host, 'chronos-v2'), request(pg_path=str(rolled), timeout=2))
     plan = rollback.plan()
     commands.expect(ok(), fails(2), fails(2), fails(2))
     with pytest.raises(ChronosError) as raised:

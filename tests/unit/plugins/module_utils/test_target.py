@@ -506,23 +506,21 @@ def test_same_content_and_owner_is_not_rewritten(tmp_path):
     assert (after.st_ino, after.st_mtime) == (before.st_ino, 1000)
 
 
-def test_mode_only_change_keeps_the_file(tmp_path):
+def test_a_mode_change_writes_the_file_anew(tmp_path):
     path = tmp_path / 'pgbackrest.conf'
     _target.write_local_file(str(path), b'[global]\n', UID, GID, 0o644)
-    os.utime(str(path), (1000, 1000))
-    inode = path.stat().st_ino
     assert _target.write_local_file(str(path), b'[global]\n', UID, GID, 0o600) is True
-    assert (path.stat().st_ino, path.stat().st_mtime, path.stat().st_mode & 0o7777) == (inode, 1000, 0o600)
+    assert (path.read_bytes(), path.stat().st_mode & 0o7777) == (b'[global]\n', 0o600)
+    assert files_in(tmp_path) == ['pgbackrest.conf']
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason='changing a file owner needs root')
-def test_owner_only_change_keeps_the_file(tmp_path):
+def test_an_owner_change_writes_the_file_anew(tmp_path):
     path = tmp_path / 'pgbackrest.conf'
     _target.write_local_file(str(path), b'[global]\n', 0, 0, 0o600)
-    inode = path.stat().st_ino
     # No user or group 4321 needs to exist.
     assert _target.write_local_file(str(path), b'[global]\n', 4321, 4322, 0o600) is True
-    assert (path.stat().st_ino, path.stat().st_uid, path.stat().st_gid) == (inode, 4321, 4322)
+    assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4322)
 
 
 def test_new_content_replaces_the_file_atomically(tmp_path):
@@ -535,6 +533,55 @@ def test_new_content_replaces_the_file_atomically(tmp_path):
     assert files_in(tmp_path) == ['pgbackrest.conf']
 
 
+def test_a_link_planted_under_the_name_is_replaced_not_followed(tmp_path):
+    """Root writes a new file and renames it over the name: what a planted link points at is left alone."""
+    victim = tmp_path / 'victim'
+    victim.write_bytes(b'root only\n')
+    os.chmod(str(victim), 0o640)
+    os.symlink(str(victim), str(tmp_path / 'pgbackrest.conf'))
+    with pytest.raises(ChronosError) as raised:
+        _target.write_local_file(str(tmp_path / 'pgbackrest.conf'), b'new\n', UID, GID, 0o666 & ~0o002)
+    assert raised.value.msg.startswith('pgbackrest.conf is a link: root does not follow links where it writes.')
+    assert (victim.read_bytes(), victim.stat().st_mode & 0o777) == (b'root only\n', 0o640)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='a directory of another owner needs root')
+def test_a_directory_another_user_can_write_is_refused(tmp_path):
+    other = tmp_path / 'theirs'
+    other.mkdir()
+    os.chown(str(other), 4321, 4321)
+    with pytest.raises(ChronosError) as raised:
+        _target.write_local_file(str(other / 'chronos-v2.json'), b'{}', 0, 0, 0o644)
+    assert raised.value.msg == ('%s is owned by uid 4321, not root: root does not write where another user can. Remove '
+                                'it (or chown root and chmod go-w it) and run again. Nothing was changed.' % other)
+    assert files_in(other) == []
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    os.chmod(str(shared), 0o1777)
+    with pytest.raises(ChronosError, match='is writable by others'):
+        _target.write_local_file(str(shared / 'x'), b'{}', 0, 0, 0o644)
+
+
+def test_a_link_in_the_directory_path_is_refused(tmp_path):
+    (tmp_path / 'real').mkdir()
+    os.symlink(str(tmp_path / 'real'), str(tmp_path / 'link'))
+    with pytest.raises(ChronosError, match='link is a link or not a directory'):
+        _target.write_local_file(str(tmp_path / 'link' / 'x'), b'{}', UID, GID, 0o644)
+    assert files_in(tmp_path / 'real') == []
+
+
+def test_nothing_is_written_world_writable(tmp_path):
+    with pytest.raises(ValueError):
+        _target.write_local_file(str(tmp_path / 'x'), b'{}', UID, GID, 0o666)
+
+
+def in_place_file(tmp_path, content, mode=0o600):
+    path = tmp_path / 'pgbackrest.conf'
+    path.write_bytes(content)
+    os.chmod(str(path), mode)
+    return path
+
+
 @pytest.mark.parametrize('old, new', [
     (b'[global]\nrepo1-path=/var/lib/pgbackrest\nrepo1-retention-full=2\n', b'[global]\nrepo1-path=/x\n'),
     (b'abc\n', b'ab\n'),              # one byte shorter: padded with a newline
@@ -544,45 +591,53 @@ def test_new_content_replaces_the_file_atomically(tmp_path):
 ], ids=['much-shorter', 'one-shorter', 'two-shorter', 'longer', 'same-length'])
 def test_in_place_rewrite_keeps_the_inode(tmp_path, old, new):
     """A file bind-mounted into a container on its own: the container keeps the old inode after a rename."""
-    path = tmp_path / 'pgbackrest.conf'
-    path.write_bytes(old)
-    os.chmod(str(path), 0o600)
+    path = in_place_file(tmp_path, old)
     inode = path.stat().st_ino
-    assert _target.write_local_file(str(path), new, UID, GID, 0o640, in_place=True) is True
+    assert _target.write_local_file(str(path), new, UID, GID, 0o600, in_place=True) is True
     assert path.read_bytes() == new
-    assert (path.stat().st_ino, path.stat().st_mode & 0o7777) == (inode, 0o640)
+    assert (path.stat().st_ino, path.stat().st_mode & 0o7777) == (inode, 0o600)
     assert files_in(tmp_path) == ['pgbackrest.conf']
 
 
 def test_in_place_padding_is_a_comment(tmp_path, monkeypatch):
     """What a reader could see between the one write and the truncate: the new content, then a comment line."""
-    path = tmp_path / 'pgbackrest.conf'
-    path.write_bytes(b'[global]\nrepo1-retention-full=2\n')
+    path = in_place_file(tmp_path, b'[global]\nrepo1-retention-full=2\n')
     seen = []
-    real_open = open
+    real_truncate = os.ftruncate
 
-    class Watch(object):
-        def __init__(self, handle):
-            self.handle = handle
-
-        def __getattr__(self, name):
-            return getattr(self.handle, name)
-
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            return self.handle.__exit__(*exc)
-
-        def truncate(self, size):
-            seen.append(path.read_bytes())
-            return self.handle.truncate(size)
-
-    monkeypatch.setattr(_target, 'open', lambda name, mode='r': Watch(real_open(name, mode)), raising=False)
+    def truncate(handle, size):
+        seen.append(path.read_bytes())
+        return real_truncate(handle, size)
+    monkeypatch.setattr(_target.os, 'ftruncate', truncate)
     _target.write_local_file(str(path), b'[global]\n', UID, GID, 0o600, in_place=True)
     assert seen == [b'[global]\n' + b'\n' + b'#' * 22]
-    assert len(seen[0]) == len(b'[global]\nrepo1-retention-full=2\n')
     assert path.read_bytes() == b'[global]\n'
+
+
+def test_in_place_never_re_modes_the_users_file(tmp_path):
+    """The configuration a container mounts on its own lies where its user put it: root refuses to re-mode it and says
+    how, instead of writing secrets into a file others can read."""
+    path = in_place_file(tmp_path, b'old\n', mode=0o644)
+    with pytest.raises(ChronosError) as raised:
+        _target.write_local_file(str(path), b'new\n', UID, GID, 0o600, in_place=True)
+    assert raised.value.msg == (
+        '%s is owned by %d:%d with mode 0644; it will hold the repository keys and the cipher passphrase, readable by '
+        'pgBackRest alone: run chown %d:%d %s && chmod 0600 %s, then run again. Nothing was changed.' % (
+            path, UID, GID, UID, GID, path, path))
+    assert (path.read_bytes(), path.stat().st_mode & 0o7777) == (b'old\n', 0o644)
+
+
+def test_in_place_never_follows_a_link_or_a_second_name(tmp_path):
+    victim = tmp_path / 'victim'
+    victim.write_bytes(b'root only\n')
+    os.chmod(str(victim), 0o600)
+    os.symlink(str(victim), str(tmp_path / 'linked.conf'))
+    with pytest.raises(ChronosError, match='linked.conf is a link: root does not follow it'):
+        _target.write_local_file(str(tmp_path / 'linked.conf'), b'new\n', UID, GID, 0o600, in_place=True)
+    os.link(str(victim), str(tmp_path / 'hard.conf'))
+    with pytest.raises(ChronosError, match='has 2 names'):
+        _target.write_local_file(str(tmp_path / 'hard.conf'), b'new\n', UID, GID, 0o600, in_place=True)
+    assert victim.read_bytes() == b'root only\n'
 
 
 def test_in_place_for_a_new_file_writes_it(tmp_path):
@@ -596,11 +651,11 @@ def test_check_mode_writes_nothing(tmp_path, exists):
     path = tmp_path / 'pgbackrest.conf'
     if exists:
         path.write_bytes(b'old\n')
-        os.chmod(str(path), 0o644)
+        os.chmod(str(path), 0o600)
     assert _target.write_local_file(str(path), b'new\n', UID, GID, 0o600, check_mode=True) is True
     assert _target.write_local_file(str(path), b'new\n', UID, GID, 0o600, check_mode=True, in_place=True) is True
     if exists:
-        assert (path.read_bytes(), path.stat().st_mode & 0o7777) == (b'old\n', 0o644)
+        assert (path.read_bytes(), path.stat().st_mode & 0o7777) == (b'old\n', 0o600)
     else:
         assert files_in(tmp_path) == []
 
@@ -614,19 +669,21 @@ def test_check_mode_unchanged_is_false(tmp_path):
 def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
     path = tmp_path / 'pgbackrest.conf'
     path.write_bytes(b'old\n')
+    from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
 
-    def rename(source, destination):
+    def rename(source, destination, **kwargs):
         raise OSError(18, 'Invalid cross-device link')
-    monkeypatch.setattr(_target.os, 'rename', rename)
+    monkeypatch.setattr(_files.os, 'rename', rename)
     with pytest.raises(OSError):
         _target.write_local_file(str(path), b'new\n', UID, GID, 0o600)
+    monkeypatch.undo()
     assert files_in(tmp_path) == ['pgbackrest.conf']
     assert path.read_bytes() == b'old\n'
 
 
-def test_an_unreadable_file_is_an_error(tmp_path):
+def test_a_directory_in_the_files_place_is_an_error(tmp_path):
     (tmp_path / 'a-directory').mkdir()
-    with pytest.raises((IOError, OSError)):
+    with pytest.raises(ChronosError, match='a-directory is not a regular file'):
         _target.write_local_file(str(tmp_path / 'a-directory'), b'x', UID, GID, 0o600)
 
 

@@ -139,6 +139,9 @@ def test_in_a_container_a_file_mounted_on_its_own_is_rewritten_in_place(run_modu
     conf = tmp_path / 'host' / 'pgbackrest.conf'
     conf.parent.mkdir()
     conf.write_bytes(OLD)
+    # As the guide's user makes it before docker run: the container's postgres (999) reads it alone.
+    os.chown(str(conf), 999, 999)
+    os.chmod(str(conf), 0o600)
     inode = conf.stat().st_ino
     pg_path = '/var/lib/postgresql/data'
     import struct

@@ -22,8 +22,7 @@ from ansible_collections.chronos.pgbackrest.tests.unit.harness import REPO, SECR
 
 PARAMS = dict(hour=2, minute=0, full_weekday=0, metrics_every=5, metrics_dir='/var/lib/prometheus/node-exporter',
               cron_log='/var/log/chronos-backup-cron.log', verify={}, drill={})
-PROGRAM = '/usr/local/bin/chronos-pgbackrest --stanza chronos-v2'
-LOG = '>> /var/log/chronos-backup-cron.log 2>&1'
+PROGRAM = '/usr/local/bin/chronos-pgbackrest --stanza chronos-v2 --log /var/log/chronos-backup-cron.log'
 
 
 # --- the cron file ----------------------------------------------------------------------------------------
@@ -33,29 +32,29 @@ def test_cron_text():
         '# Scheduled pgBackRest jobs of stanza chronos-v2; written by chronos.pgbackrest (pgbackrest_schedule).',
         'SHELL=/bin/sh',
         'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-        '0 2 * * 0 root %s backup full %s' % (PROGRAM, LOG),
-        '0 2 * * 1,2,3,4,5,6 root %s backup diff %s' % (PROGRAM, LOG),
-        '*/5 * * * * root %s metrics %s' % (PROGRAM, LOG)]
+        '0 2 * * 0 root %s backup full' % PROGRAM,
+        '0 2 * * 1,2,3,4,5,6 root %s backup diff' % PROGRAM,
+        '*/5 * * * * root %s metrics' % PROGRAM]
 
 
 def test_cron_text_with_a_drill_and_without_metrics():
     params = dict(PARAMS, hour=23, minute=45, full_weekday=6, metrics_dir=None,
                   drill=dict(enabled=True, weekday='3', hour=5, minute='30'))
     lines = schedule.cron_text(params, 'chronos-v2').splitlines()
-    assert lines[3:] == ['45 23 * * 6 root %s backup full %s' % (PROGRAM, LOG),
-                         '45 23 * * 0,1,2,3,4,5 root %s backup diff %s' % (PROGRAM, LOG),
-                         '30 5 * * 3 root %s drill %s' % (PROGRAM, LOG)]
+    assert lines[3:] == ['45 23 * * 6 root %s backup full' % PROGRAM,
+                         '45 23 * * 0,1,2,3,4,5 root %s backup diff' % PROGRAM,
+                         '30 5 * * 3 root %s drill' % PROGRAM]
 
 
 def test_cron_text_with_a_verify_and_a_drill():
     params = dict(PARAMS, verify=dict(enabled=True, weekday=0, hour='3', minute=15), drill=dict(enabled=True))
     assert schedule.cron_text(params, 'chronos-v2').splitlines()[-2:] == [
-        '15 3 * * 0 root %s verify %s' % (PROGRAM, LOG),
-        '0 5 * * 6 root %s drill %s' % (PROGRAM, LOG)]
+        '15 3 * * 0 root %s verify' % PROGRAM,
+        '0 5 * * 6 root %s drill' % PROGRAM]
 
 
-@pytest.mark.parametrize('job, line', [('verify', '0 4 * * 6 root %s verify %s' % (PROGRAM, LOG)),
-                                       ('drill', '0 5 * * 6 root %s drill %s' % (PROGRAM, LOG))])
+@pytest.mark.parametrize('job, line', [('verify', '0 4 * * 6 root %s verify' % PROGRAM),
+                                       ('drill', '0 5 * * 6 root %s drill' % PROGRAM)])
 def test_cron_text_defaults_of_the_weekly_jobs(job, line):
     lines = schedule.cron_text(dict(PARAMS, **{job: dict(enabled=True)}), 'chronos-v2').splitlines()
     assert lines[-1] == line
@@ -105,8 +104,8 @@ def test_library_files_are_the_module_utils_sources():
     files = schedule.library_files()
     package = os.path.join(schedule.LIBRARY, 'ansible_collections', 'chronos', 'pgbackrest', 'plugins', 'module_utils')
     # Derived from what _jobs imports: the modules' own helpers (_module, _follow, _backup) are not the program's.
-    for module in ('_archiving', '_container', '_drill', '_jobs', '_lock', '_metrics', '_pgbackrest', '_places', '_postgres',
-                   '_restore', '_target', '_wal'):
+    for module in ('_archiving', '_container', '_drill', '_files', '_jobs', '_lock', '_metrics', '_pgbackrest', '_places',
+                   '_postgres', '_restore', '_target', '_wal'):
         with open(os.path.join(REPO, 'plugins', 'module_utils', module + '.py'), 'rb') as handle:
             assert files.pop(os.path.join(package, module + '.py')) == handle.read(), module
     # What is left: an empty __init__.py for each package level, nothing else.
@@ -151,10 +150,11 @@ def root(tmp_path, monkeypatch):
 
     def rooted(path):
         return base + path if path.startswith(SYSTEM) else path
-    real_write = _target.write_local_file
-    monkeypatch.setattr(schedule, 'write_local_file',
-                        lambda path, *args, **kwargs: real_write(rooted(path), *args, **kwargs))
-    monkeypatch.setattr(schedule, '_makedirs', lambda path: os.makedirs(rooted(path), 0o755, exist_ok=True))
+
+    def rerooted(real):
+        return lambda path, *args, **kwargs: real(rooted(path), *args, **kwargs)
+    for name in ('write_local_file', 'make_local_directory', 'remove_local_file'):
+        monkeypatch.setattr(schedule, name, rerooted(getattr(_target, name)))
 
     class Path(object):
         def __getattr__(self, name):
@@ -163,14 +163,14 @@ def root(tmp_path, monkeypatch):
         def exists(self, path):
             return os.path.exists(rooted(path))
 
+        def lexists(self, path):
+            return os.path.lexists(rooted(path))
+
     class Os(object):
         path = Path()
 
         def __getattr__(self, name):
             return getattr(os, name)
-
-        def unlink(self, path):
-            os.unlink(rooted(path))
     monkeypatch.setattr(schedule, 'os', Os())
     # The first status file is written through _metrics.refresh (its own tests are in test_jobs.py): record the calls.
     refreshed = []

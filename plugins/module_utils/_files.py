@@ -1,0 +1,299 @@
+# -*- coding: utf-8 -*-
+# Copyright: Contributors to the chronos.pgbackrest collection
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+"""Files root writes on the managed host, written so that root never follows what another user can write
+(docs/threat-model.md).
+
+A directory written in is opened one component at a time from /, never through a link (O_NOFOLLOW), and must end
+owned by the writer and writable by no one else: anything else is refused with a message, before anything is
+written. Root writes in root's directories; a file or directory that will belong to another user (pgBackRest's), in a
+directory that user owns (/var/lib/postgresql), is made by a child process running as that user (as_user), so root
+gains nothing another user could steer. Missing components are made, owned by root. A file is written new beside its
+name (O_CREAT | O_EXCL | O_NOFOLLOW) and renamed over it through the directory's descriptor, so that no link planted
+under either name is followed, and it is never world-writable. Nothing here is re-moded unless it was made here.
+
+The ground floor of module_utils: it imports nothing of the collection.
+"""
+
+from __future__ import absolute_import, division, print_function
+__metaclass__ = type
+
+import errno
+import json
+import os
+import pwd
+import stat
+
+NOFOLLOW = getattr(os, 'O_NOFOLLOW', 0)
+DIRECTORY = getattr(os, 'O_DIRECTORY', 0)
+CLOEXEC = getattr(os, 'O_CLOEXEC', 0)
+
+
+class UntrustedPath(Exception):
+    """A path root must not write through; its message says what was found and what to do."""
+
+
+def _owner(uid):
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return 'uid %d' % uid
+
+
+def _refuse_directory(path, info):
+    writer = os.geteuid()
+    if info.st_uid != writer:
+        raise UntrustedPath('%s is owned by %s, not %s: root does not write where another user can. Remove it (or '
+                            'chown %s and chmod go-w it) and run again.' % (
+                                path, _owner(info.st_uid), _owner(writer), _owner(writer)))
+    if info.st_mode & 0o022:
+        raise UntrustedPath('%s is writable by others (mode %04o): root does not write where another user can. chmod '
+                            'go-w it and run again.' % (path, stat.S_IMODE(info.st_mode)))
+
+
+def open_directory(path, create_mode=None, trusted=True):
+    """A descriptor of directory path, reached from / one component at a time without following links; with trusted,
+    it must be owned by this process's user and writable by no one else. With create_mode, missing components are
+    made (this process's, that mode). Without trusted, any owner will do: for work the owner could do there itself
+    (renaming a data directory whose parent its owner owns), where only the links matter."""
+    if not os.path.isabs(path):
+        raise UntrustedPath('%s is not an absolute path.' % path)
+    descriptor = os.open('/', os.O_RDONLY | DIRECTORY | CLOEXEC)
+    walked = ''
+    try:
+        for name in [part for part in path.split('/') if part]:
+            walked += '/' + name
+            try:
+                child = os.open(name, os.O_RDONLY | DIRECTORY | NOFOLLOW | CLOEXEC, dir_fd=descriptor)
+            except OSError as exc:
+                if exc.errno == errno.ENOENT and create_mode is not None:
+                    os.mkdir(name, create_mode, dir_fd=descriptor)
+                    child = os.open(name, os.O_RDONLY | DIRECTORY | NOFOLLOW | CLOEXEC, dir_fd=descriptor)
+                    os.fchmod(child, create_mode)
+                elif exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise UntrustedPath('%s is a link or not a directory: root does not follow links where it writes. '
+                                        'Replace it with a directory and run again.' % walked)
+                else:
+                    raise
+            os.close(descriptor)
+            descriptor = child
+        if trusted:
+            _refuse_directory(path, os.fstat(descriptor))
+        return descriptor
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def owned_by(path, uid):
+    """Whether directory path (reached without a link) belongs to uid and no one else can write it."""
+    try:
+        descriptor = open_directory(path, trusted=False)
+    except (OSError, UntrustedPath):
+        return False
+    try:
+        info = os.fstat(descriptor)
+        return info.st_uid == uid and not info.st_mode & 0o022
+    finally:
+        os.close(descriptor)
+
+
+def as_user(uid, gid, function, *args):
+    """function(*args) in a child process running as uid:gid (no other groups); its return value (anything JSON can
+    carry), or its failure raised here as UntrustedPath or OSError."""
+    if os.geteuid() == uid:
+        return function(*args)
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through the pipe
+        code = 0
+        try:
+            os.close(reader)
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            answer = b'R' + json.dumps(function(*args)).encode('utf-8')
+        except UntrustedPath as exc:
+            answer, code = b'U' + str(exc).encode('utf-8', 'replace'), 1
+        except BaseException as exc:  # pylint: disable=broad-except
+            answer, code = b'E%d %s' % (getattr(exc, 'errno', 0) or 0, str(exc).encode('utf-8', 'replace')), 1
+        try:
+            os.write(writer, answer[:65536])
+        finally:
+            os._exit(code)
+    os.close(writer)
+    chunks = []
+    while True:
+        chunk = os.read(reader, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(reader)
+    os.waitpid(pid, 0)
+    answer = b''.join(chunks)
+    if answer[:1] == b'R':
+        return json.loads(answer[1:].decode('utf-8'))
+    if answer[:1] == b'U':
+        raise UntrustedPath(answer[1:].decode('utf-8', 'replace'))
+    number, dummy, text = answer[1:].decode('utf-8', 'replace').partition(' ')
+    raise OSError(int(number) if number.isdigit() else 0, text or 'the process writing as uid %d died' % uid)
+
+
+def write_file(path, content, uid=0, gid=0, mode=0o644, check_mode=False, create_mode=0o755):
+    """Make path hold content with that owner and mode, in a directory root alone can write: True when something
+    changed. A new file is written beside the name and renamed over it (a reader never sees half a file)."""
+    if mode & 0o002:
+        raise ValueError('%s would be world-writable' % path)
+    directory, name = os.path.split(path)
+    if check_mode and not os.path.isdir(directory):
+        return True
+    if os.geteuid() == 0 and uid != 0 and owned_by(directory, uid):
+        # A file of uid's in uid's own directory (the drill's scratch cluster): written as uid.
+        return as_user(uid, gid, write_file, path, content, uid, gid, mode, check_mode, None)
+    descriptor = open_directory(directory, create_mode)
+    try:
+        current = _read(descriptor, name)
+        if current is not None:
+            old, info = current
+            if old == content and (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (uid, gid, mode):
+                return False
+        if check_mode:
+            return True
+        temporary = '.%s.%d.tmp' % (name, os.getpid())
+        handle = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW | CLOEXEC, 0o600,
+                         dir_fd=descriptor)
+        try:
+            os.fchown(handle, uid, gid)
+            os.fchmod(handle, mode)
+            view = memoryview(content)
+            while view:
+                view = view[os.write(handle, view):]
+            os.fsync(handle)
+        except BaseException:
+            os.close(handle)
+            os.unlink(temporary, dir_fd=descriptor)
+            raise
+        os.close(handle)
+        try:
+            os.rename(temporary, name, src_dir_fd=descriptor, dst_dir_fd=descriptor)
+        except BaseException:
+            os.unlink(temporary, dir_fd=descriptor)
+            raise
+        return True
+    finally:
+        os.close(descriptor)
+
+
+def make_directory(path, uid, gid, mode, check_mode=False):
+    """Make directory path for uid:gid with mode, in a parent root alone can write, owner and mode set through its
+    descriptor (a link swapped in meanwhile is never chowned): True when it was missing."""
+    parent, name = os.path.split(path.rstrip('/'))
+    if os.path.isdir(path) and not os.path.islink(path):
+        return False
+    if check_mode:
+        return True
+    if os.geteuid() == 0 and uid != 0 and owned_by(parent, uid):
+        return as_user(uid, gid, make_directory, path, uid, gid, mode)
+    descriptor = open_directory(parent, 0o755)
+    try:
+        os.mkdir(name, 0o700, dir_fd=descriptor)
+        child = os.open(name, os.O_RDONLY | DIRECTORY | NOFOLLOW | CLOEXEC, dir_fd=descriptor)
+        try:
+            os.fchown(child, uid, gid)
+            os.fchmod(child, mode)
+        finally:
+            os.close(child)
+        return True
+    finally:
+        os.close(descriptor)
+
+
+def open_append(path, mode=0o640):
+    """A descriptor to append to path (a log), in a directory root alone can write, created with mode, never through a
+    link, and refused when it is not a regular file of root's with one name."""
+    directory, name = os.path.split(path)
+    descriptor = open_directory(directory, 0o755)
+    try:
+        try:
+            handle = os.open(name, os.O_WRONLY | os.O_APPEND | os.O_CREAT | NOFOLLOW | CLOEXEC, mode, dir_fd=descriptor)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise UntrustedPath('%s is a link: root does not follow links where it writes. Remove it and run '
+                                    'again.' % path)
+            raise
+    finally:
+        os.close(descriptor)
+    info = os.fstat(handle)
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != 0 or info.st_nlink != 1 or info.st_mode & 0o002:
+        os.close(handle)
+        raise UntrustedPath('%s is not a file of root\'s with one name that only root can write. Remove it and run '
+                            'again.' % path)
+    return handle
+
+
+def remove_file(path):
+    """Remove path from a directory root alone can write (the name, never what a link would point at)."""
+    directory, name = os.path.split(path)
+    if not os.path.isdir(directory):
+        return False
+    descriptor = open_directory(directory)
+    try:
+        os.unlink(name, dir_fd=descriptor)
+        return True
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise
+    finally:
+        os.close(descriptor)
+
+
+def _read(descriptor, name):
+    """(content, stat) of a regular file in an opened directory, not following a link; None when there is none."""
+    try:
+        handle = os.open(name, os.O_RDONLY | NOFOLLOW | CLOEXEC, dir_fd=descriptor)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        if exc.errno == errno.ELOOP:
+            raise UntrustedPath('%s is a link: root does not follow links where it writes. Remove it and run again.'
+                                % name)
+        raise
+    try:
+        info = os.fstat(handle)
+        if not stat.S_ISREG(info.st_mode):
+            raise UntrustedPath('%s is not a regular file. Remove it and run again.' % name)
+        chunks = []
+        while True:
+            chunk = os.read(handle, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        return b''.join(chunks), info
+    finally:
+        os.close(handle)
+
+
+def open_existing(path, flags=os.O_RDONLY, owners=None):
+    """A descriptor of an existing regular file, its last component not followed if it is a link, with one name only
+    (no hard link into it) and, with owners, owned by one of those uids: how root opens a file that lies where another
+    user may write (the configuration a container bind-mounts from its user's directory)."""
+    try:
+        handle = os.open(path, flags | NOFOLLOW | CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise UntrustedPath('%s is a link: root does not follow it. Put the file itself there and run again.'
+                                % path)
+        raise
+    info = os.fstat(handle)
+    problem = None
+    if not stat.S_ISREG(info.st_mode):
+        problem = 'is not a regular file'
+    elif info.st_nlink != 1:
+        problem = 'has %d names (hard links): root does not write a file another name may reach' % info.st_nlink
+    elif owners is not None and info.st_uid not in owners:
+        problem = 'is owned by %s' % _owner(info.st_uid)
+    if problem:
+        os.close(handle)
+        raise UntrustedPath('%s %s. Nothing was changed.' % (path, problem))
+    return handle

@@ -24,7 +24,7 @@ import time
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _target
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
-    ChronosError, Target, _text, write_local_file)
+    ChronosError, Target, _text, make_local_directory, remove_local_file, write_local_file)
 
 HELPER_LABEL = 'chronos.pgbackrest.helper-for'
 # A container in one of these states is stopped: Docker starts it again only when asked (or, with restart policy
@@ -235,9 +235,8 @@ class ContainerTarget(Target):
     def remove_file(self, path):
         mount = self.mount_for(path)
         if mount is not None and mount.get('Type') == 'bind':
-            host_path = self.host_path(path)
-            if os.path.lexists(host_path):
-                os.unlink(host_path)
+            # The name only, through its directory's descriptor: the mount's source may lie in its user's directory.
+            remove_local_file(self.host_path(path), any_owner=True)
         else:
             self.run(['rm', '-f', path], user='root')
 
@@ -290,8 +289,7 @@ class ContainerTarget(Target):
         if policy.get('Name') in (None, '', 'no') or self.held_restart_policy():
             return
         path = self._held_policy_path()
-        if not os.path.isdir(os.path.dirname(path)):
-            os.makedirs(os.path.dirname(path), 0o700)
+        make_local_directory(os.path.dirname(path), 0, 0, 0o700)
         write_local_file(path, (json.dumps(policy, sort_keys=True) + '\n').encode(), 0, 0, 0o600)
         self.record(['docker', 'update', '--restart=no', self.name])
         self.container.update(restart_policy={'Name': 'no'})
@@ -307,7 +305,7 @@ class ContainerTarget(Target):
         restart = policy['Name'] + (':%d' % policy['MaximumRetryCount'] if policy.get('MaximumRetryCount') else '')
         self.record(['docker', 'update', '--restart=%s' % restart, self.name])
         self.container.update(restart_policy=policy)
-        os.unlink(path)
+        remove_local_file(path)
 
     def start_postgresql(self):
         self.record(['docker', 'start', self.name])

@@ -231,12 +231,13 @@ def open_append(path, mode=0o640):
     return handle
 
 
-def remove_file(path):
-    """Remove path from a directory root alone can write (the name, never what a link would point at)."""
+def remove_file(path, any_owner=False):
+    """Remove path from a directory root alone can write (the name, never what a link would point at); with any_owner,
+    from any directory reached without following a link."""
     directory, name = os.path.split(path)
     if not os.path.isdir(directory):
         return False
-    descriptor = open_directory(directory)
+    descriptor = open_directory(directory, trusted=not any_owner)
     try:
         os.unlink(name, dir_fd=descriptor)
         return True

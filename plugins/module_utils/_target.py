@@ -434,10 +434,11 @@ def make_local_directory(path, uid, gid, mode, check_mode=False):
         raise ChronosError(untrusted_message(exc))
 
 
-def remove_local_file(path):
-    """Remove a file of this host from a directory root alone can write (the name, never what a link points at)."""
+def remove_local_file(path, any_owner=False):
+    """Remove a file of this host from a directory root alone can write (the name, never what a link points at); with
+    any_owner, from any directory reached without a link (removing a name gives its owner nothing)."""
     try:
-        return _files.remove_file(path)
+        return _files.remove_file(path, any_owner)
     except _files.UntrustedPath as exc:
         raise ChronosError(untrusted_message(exc))
 

@@ -205,8 +205,12 @@ def test_an_interruption_at_each_step_is_finished_by_the_same_command(db, pitr, 
     assert interrupted.get("failed") and interrupted.get("rc") == 130, interrupted
     result = restore(type="latest")
     assert result.returncode == 0, result.stdout[-3000:]
-    # Interrupted after recovery, the restore is done: its result runs and nothing was written since.
-    assert ("Nothing to do" in result.stdout) is (step == "recover"), result.stdout[-3000:]
+    # Interrupted after recovery, the restore is done: its result runs and nothing was written since. In a container
+    # the restart policy it held is still to be given back.
+    if step == "recover" and CONTAINER_LAYOUT:
+        assert "Steps: release." in result.stdout, result.stdout[-3000:]
+    else:
+        assert ("Nothing to do" in result.stdout) is (step == "recover"), result.stdout[-3000:]
     assert_rows(db, committed, result)
     assert running_normally(db)
     assert len(kept()) == copies + 1, "the data directory the interrupted restore moved aside is kept"
@@ -529,14 +533,17 @@ def test_a_restore_job_killed_on_the_managed_host_is_noticed_and_the_same_comman
     else:
         raise AssertionError("the restore never reached pgBackRest's step: %s" % progress)
     # As the OOM killer or a reboot would: the job's async wrapper and the module, at once.
-    managed.run("pkill -9 -f async_wrapper.py; pkill -9 -f AnsiballZ_pgbackrest_restore")
+    # Only this scenario's: on a Docker host every container's processes are in the process table, the other lane's
+    # jobs included. Ours run in the managed host's own process namespace.
+    managed.run("for pid in $(pgrep -f 'async_wrapper.py|AnsiballZ_pgbackrest_restore'); do "
+                "[ \"$(readlink /proc/$pid/ns/pid)\" = \"$(readlink /proc/self/ns/pid)\" ] && kill -9 $pid; done")
     killed = time.time()
     output = playbook.communicate(timeout=120)[0]
     noticed = time.time() - killed
     assert playbook.returncode != 0
     assert "The restore job died on" in output and "Run the same command again" in output, output[-3000:]
     # Two progress intervals, and the few seconds each check costs in Ansible.
-    assert noticed <= 2 * every + 15, noticed
+    assert noticed <= 2 * every + 15, (noticed, output[-2000:])
     s3_lab("rate", "0")
     result = restore(type="latest")
     assert result.returncode == 0, result.stdout[-3000:]
@@ -557,7 +564,8 @@ def test_a_crash_looping_container_is_restored_and_gets_its_restart_policy_back(
         data = psql(db, "SHOW data_directory")
         db.check_output("runuser -u postgres -- sh -c %s",
                         "echo \"max_connections = 'many'\" >> %s/postgresql.auto.conf" % data)
-        docker("kill", DB_CONTAINER)
+        # Killed from outside, as the OOM killer does (docker kill counts as stopped by hand: no restart).
+        os.kill(int(docker_output("inspect", "-f", "{{ .State.Pid }}", DB_CONTAINER)), signal.SIGKILL)
         for dummy in range(60):
             if docker_output("inspect", "-f", "{{ .State.Status }}", DB_CONTAINER) == "restarting":
                 break

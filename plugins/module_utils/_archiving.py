@@ -24,7 +24,7 @@ __metaclass__ = type
 import re
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import segment_timeline
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 # auto: archive-push-queue-max is this fraction of the filesystem that holds pg_wal.
 QUEUE_SHARE = 0.25

@@ -23,8 +23,13 @@ import tarfile
 import time
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _target
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
-    ChronosError, Target, _text, make_local_directory, remove_local_file, write_local_file)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _places
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._files import (
+    make_local_directory, remove_local_file, write_local_file)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import (
+    DRILL_LABEL, KEEP_LABEL, KEPT_MESSAGE, BindRootPlace, DirectoryPlace, VolumeRootPlace)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import _text, Target
 
 HELPER_LABEL = 'chronos.pgbackrest.helper-for'
 # A container in one of these states is stopped: Docker starts it again only when asked (or, with restart policy
@@ -307,6 +312,37 @@ class ContainerTarget(Target):
         self.container.update(restart_policy=policy)
         remove_local_file(path)
 
+    def scratch_place(self, live_pg_path, settings):
+        return ContainerScratch(self, live_pg_path, settings)
+
+    @property
+    def install_advice(self):
+        return ("Install it in the container's image (for example apt-get install pgbackrest in its Dockerfile) and "
+                "recreate the container.")
+
+    def refuse_unless_running(self):
+        if not self.running:
+            raise ChronosError("Container '%s' is not running (status %s): start it (docker start %s) and run again. "
+                               "Nothing was changed." % (self.name, self.status, self.name))
+
+    def config_location(self, config):
+        mount = self.mount_for(config)
+        if mount is None or mount.get('Type') not in ('bind', 'volume'):
+            raise ChronosError("Container '%s' does not mount %s from this host: the role writes it on the Docker host. "
+                               "Recreate the container with it bind-mounted, as the guide does (docker run -v "
+                               "/path/on/host/pgbackrest.conf:%s ...) or with its directory mounted. Nothing was "
+                               "changed." % (self.name, config, config))
+        host_path = self.host_path(config)
+        kind = 'file' if os.path.normpath(config) == mount['Destination'] else 'directory'
+        checked = host_path if kind == 'file' else os.path.dirname(host_path)
+        if os.path.exists(checked) and os.statvfs(checked).f_flag & os.ST_RDONLY:
+            raise ChronosError('%s, mounted into container %s as %s, is on a read-only filesystem of this host: the role '
+                               'cannot write the configuration. Nothing was changed.' % (checked, self.name, config))
+        if kind == 'file' and not os.path.isfile(host_path):
+            raise ChronosError('%s, bind-mounted into container %s as %s, is not a file on this host. Nothing was '
+                               'changed.' % (host_path, self.name, config))
+        return kind, host_path
+
     def start_postgresql(self):
         self.record(['docker', 'start', self.name])
         self.container.start()
@@ -354,8 +390,6 @@ class ContainerTarget(Target):
 
     def data_place(self, pg_path):
         """Where the data directory's files lie on this host, and so how a restore keeps them."""
-        from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import (
-            BindRootPlace, DirectoryPlace, VolumeRootPlace)
         mount = self.mount_for(pg_path)
         if mount is None:
             raise ChronosError("In container '%s', %s is on no volume: the data lives in the container's own "
@@ -459,3 +493,85 @@ def _extra_hosts(entries):
         name, dummy, address = entry.partition(':')
         hosts[name] = address
     return hosts or None
+
+
+class ContainerScratch(object):
+    """A scratch container from the live container's image: its own anonymous volumes, the same network,
+    pgbackrest.conf and its CA file copied in (never in its configuration)."""
+
+    def __init__(self, live, live_pg_path, settings):
+        self.live = live
+        self.settings = settings
+        self.name = '%s-pgbackrest-drill' % live.name
+        self.container = None
+        self.target = None
+
+    def describe(self):
+        return "container '%s'" % self.name
+
+    def _existing(self):
+        try:
+            return self.live.client.containers.get(self.name)
+        except Exception as exc:
+            if type(exc).__name__ == 'NotFound':
+                return None
+            raise
+
+    def not_ours(self):
+        existing = self._existing()
+        if existing is not None and (existing.labels or {}).get(DRILL_LABEL) != self.live.name:
+            return "a container named %s exists and is not this drill's: remove or rename it" % self.name
+        return None
+
+    def kept(self):
+        """Why the scratch container is not the drill's to remove (a drill kept it, or made it before drills said
+        whether they keep theirs), or None."""
+        existing = self._existing()
+        if existing is None or (existing.labels or {}).get(KEEP_LABEL) == 'no':
+            return None
+        return KEPT_MESSAGE % ("Container '%s'" % self.name, '')
+
+    def refusal(self):
+        if self.not_ours() or self.kept():
+            return self.not_ours() or self.kept()
+        network = (self.live.container.attrs.get('HostConfig') or {}).get('NetworkMode')
+        if network == 'host' and _places.port_listening(self.settings.port):
+            return 'something already listens on port %d of this host' % self.settings.port
+        return None
+
+    def exists(self):
+        return self._existing() is not None
+
+    def free(self):
+        root = self.live.client.info().get('DockerRootDir') or '/var/lib/docker'
+        stat = os.statvfs(root)
+        return stat.f_bavail * stat.f_frsize
+
+    def create(self, stanza):
+        # One left by an interrupted drill (refusal() let no kept one through).
+        self.remove()
+        host_config = self.live.container.attrs.get('HostConfig') or {}
+        self.container = self.live.client.containers.create(
+            self.live.image_id, name=self.name, entrypoint=IDLE[:1], command=IDLE[1:], user='root',
+            network_mode=host_config.get('NetworkMode') or 'default',
+            labels={DRILL_LABEL: self.live.name, KEEP_LABEL: 'yes' if self.settings.keep else 'no',
+                    'chronos.pgbackrest.drill-stanza': stanza},
+            extra_hosts=dict(entry.partition(':')[::2] for entry in host_config.get('ExtraHosts') or []) or None)
+        self.container.start()
+        for path in (self.live.config_path,):
+            content, member = read_container_member(self.live.container, path)
+            put_file(self.container, path, content, member.uid, member.gid, member.mode)
+        copy_outside_mounts(self.live, self.container)
+        self.target = ContainerTarget(self.name, client=self.live.client, config_path=self.live.config_path,
+                                      os_user=self.live.os_user, superuser=self.live.superuser,
+                                      pg_port=self.settings.port, socket_path='/tmp', bin_path=self.live.bin_path)
+        self.target.executed_commands = self.live.executed_commands
+        path = posixpath.normpath(self.settings.path)
+        self.target.run(['install', '-d', '-o', self.live.os_user, '-m', '0700', path], user='root')
+        return self.target, posixpath.join(path, 'data')
+
+    def remove(self):
+        existing = self.container or self._existing()
+        if existing is not None:
+            existing.remove(force=True, v=True)
+        self.container = None

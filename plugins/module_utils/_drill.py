@@ -14,24 +14,17 @@ of it: that is how an older stanza (the guide's `chronos`) is restored without t
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
-import json
-import os
 import posixpath
 import re
-import shutil
 import time
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files, _target
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRestError
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import control_data
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import (
     Request, archived_wal, choose_backup, followed_timeline, timeline_line)
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import MARKER
 
-MARKER = '# pgbackrest restore drill'
-DRILL_LABEL = 'chronos.pgbackrest.drill-for'
-# Whether the drill that made a scratch container keeps it: 'yes' or 'no'.
-KEEP_LABEL = 'chronos.pgbackrest.drill-keep'
 CONTROL_SETTINGS = (('max_connections', 'max_connections'), ('max_worker_processes', 'max_worker_processes'),
                     ('max_wal_senders', 'max_wal_senders'), ('max_prepared_xacts', 'max_prepared_transactions'),
                     ('max_locks_per_xact', 'max_locks_per_transaction'))
@@ -50,211 +43,6 @@ class Settings(object):
         self.stanza = stanza
 
 
-def _port_listening(port):
-    """Whether something on this machine listens on a TCP port, or has a PostgreSQL socket for it."""
-    wanted = ':%04X' % port
-    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
-        try:
-            with open(table) as handle:
-                next(handle)
-                for line in handle:
-                    fields = line.split()
-                    if fields[3] == '0A' and fields[1].endswith(wanted):
-                        return True
-        except (IOError, OSError, StopIteration):
-            continue
-    try:
-        with open('/proc/net/unix') as handle:
-            return any(line.rstrip().endswith('/.s.PGSQL.%d' % port) for line in handle)
-    except (IOError, OSError):
-        return False
-
-
-KEPT_MESSAGE = ('%s was kept by an earlier drill (keep)%s: a drill never removes what it did not create. Remove it '
-                'with playbooks/restore_drill.yml -e pgbackrest_drill_remove=true once done with it, or drill into '
-                'another pgbackrest_drill_path and pgbackrest_drill_port')
-
-
-class HostScratch(object):
-    """A scratch directory on the database host, with its sockets in a private directory. What a drill made is
-    recorded on this host, root's alone (STATE_DIRECTORY/drills): a later drill removes a scratch place an interrupted
-    drill left, never one kept on purpose."""
-
-    def __init__(self, live, live_pg_path, settings):
-        self.live = live
-        self.live_pg_path = live_pg_path
-        self.settings = settings
-        self.path = os.path.normpath(settings.path)
-        self.target = None
-        self.created = False
-
-    def describe(self):
-        return self.path
-
-    def not_ours(self):
-        """Why the scratch path is not the drill's own to create or remove, or None."""
-        path, live = os.path.realpath(self.path), os.path.realpath(self.live_pg_path)
-        if not self.settings.path.startswith('/') or path.count('/') < 2:
-            return "the drill path '%s' must be an absolute path at least two levels deep" % self.settings.path
-        if path == live or (path + '/').startswith(live + '/') or (live + '/').startswith(path + '/'):
-            return 'the drill path %s and the live data directory %s are the same or lie inside one another' % (
-                self.path, self.live_pg_path)
-        if os.path.lexists(self.path) and self.record() is None and not self._empty() \
-                and not os.path.exists(os.path.join(self.path, 'drill.conf')):
-            return '%s exists and is not a drill\'s scratch directory (no drill.conf): move it away' % self.path
-        return None
-
-    def _empty(self):
-        return os.path.isdir(self.path) and not os.path.islink(self.path) and not os.listdir(self.path)
-
-    def refusal(self):
-        if self.settings.port == self.live.pg_port:
-            return 'the drill port %d is the live cluster\'s port' % self.settings.port
-        return self.not_ours() or self.kept() or ('something already listens on port %d' % self.settings.port
-                                                  if _port_listening(self.settings.port) else None)
-
-    def _record_path(self):
-        return os.path.join(_target.STATE_DIRECTORY, 'drills', '%s.json' % self.path.strip('/').replace('/', '_'))
-
-    def record(self):
-        """What the drill that made this scratch place recorded ({keep, stanza, created}), or None."""
-        try:
-            handle = _files.open_existing(self._record_path(), owners=(0,))
-            with os.fdopen(handle) as stream:
-                return json.load(stream)
-        except (IOError, OSError, ValueError, _files.UntrustedPath):
-            return None
-
-    def kept(self):
-        """Why this scratch place is not the drill's to remove (a drill kept it), or None."""
-        if not os.path.lexists(self.path) or self._empty():
-            return None
-        record = self.record()
-        if record is not None and not record.get('keep'):
-            return None
-        return KEPT_MESSAGE % (self.path, ' (stanza %s)' % record['stanza'] if record and record.get('stanza') else '')
-
-    def exists(self):
-        return os.path.lexists(self.path)
-
-    def free(self):
-        parent = self.path
-        while not os.path.exists(parent):
-            parent = os.path.dirname(parent)
-        stat = os.statvfs(parent)
-        return stat.f_bavail * stat.f_frsize
-
-    def create(self, stanza):
-        if os.path.lexists(self.path):
-            # Left by a drill that was interrupted (refusal() let no kept place through).
-            self.remove()
-        _files.write_file(self._record_path(), json.dumps(dict(
-            keep=bool(self.settings.keep), stanza=stanza, created=int(time.time()))).encode(), 0, 0, 0o600,
-            create_mode=0o700)
-        uid, gid = self.live.user_ids(self.live.os_user)
-        # Made as pgBackRest's user where that user owns the parent (/var/lib/postgresql): _files.
-        _files.make_directory(self.path, uid, gid, 0o700)
-        self.created = True
-        socket_dir = os.path.join(self.path, 'socket')
-        self.target = HostTarget(os_user=self.live.os_user, superuser=self.live.superuser, pg_port=self.settings.port,
-                                 socket_path=socket_dir, bin_path=self.live.bin_path)
-        self.target.executed_commands = self.live.executed_commands
-        return self.target, os.path.join(self.path, 'data')
-
-    def remove(self):
-        data = os.path.join(self.path, 'data')
-        if os.path.exists(os.path.join(data, 'postmaster.pid')):
-            target = self.target or self.live
-            target.run([target.pg_tool('pg_ctl'), '-D', data, '-m', 'immediate', '-w', 'stop'])
-        # rmtree follows no link, the top one included.
-        shutil.rmtree(self.path, ignore_errors=True)
-        _files.remove_file(self._record_path())
-
-
-class ContainerScratch(object):
-    """A scratch container from the live container's image: its own anonymous volumes, the same network,
-    pgbackrest.conf and its CA file copied in (never in its configuration)."""
-
-    def __init__(self, live, live_pg_path, settings):
-        self.live = live
-        self.settings = settings
-        self.name = '%s-pgbackrest-drill' % live.name
-        self.container = None
-        self.target = None
-
-    def describe(self):
-        return "container '%s'" % self.name
-
-    def _existing(self):
-        try:
-            return self.live.client.containers.get(self.name)
-        except Exception as exc:
-            if type(exc).__name__ == 'NotFound':
-                return None
-            raise
-
-    def not_ours(self):
-        existing = self._existing()
-        if existing is not None and (existing.labels or {}).get(DRILL_LABEL) != self.live.name:
-            return "a container named %s exists and is not this drill's: remove or rename it" % self.name
-        return None
-
-    def kept(self):
-        """Why the scratch container is not the drill's to remove (a drill kept it, or made it before drills said
-        whether they keep theirs), or None."""
-        existing = self._existing()
-        if existing is None or (existing.labels or {}).get(KEEP_LABEL) == 'no':
-            return None
-        return KEPT_MESSAGE % ("Container '%s'" % self.name, '')
-
-    def refusal(self):
-        if self.not_ours() or self.kept():
-            return self.not_ours() or self.kept()
-        network = (self.live.container.attrs.get('HostConfig') or {}).get('NetworkMode')
-        if network == 'host' and _port_listening(self.settings.port):
-            return 'something already listens on port %d of this host' % self.settings.port
-        return None
-
-    def exists(self):
-        return self._existing() is not None
-
-    def free(self):
-        root = self.live.client.info().get('DockerRootDir') or '/var/lib/docker'
-        stat = os.statvfs(root)
-        return stat.f_bavail * stat.f_frsize
-
-    def create(self, stanza):
-        from ansible_collections.chronos.pgbackrest.plugins.module_utils._container import (
-            IDLE, ContainerTarget, copy_outside_mounts, put_file, read_container_member)
-        # One left by an interrupted drill (refusal() let no kept one through).
-        self.remove()
-        host_config = self.live.container.attrs.get('HostConfig') or {}
-        self.container = self.live.client.containers.create(
-            self.live.image_id, name=self.name, entrypoint=IDLE[:1], command=IDLE[1:], user='root',
-            network_mode=host_config.get('NetworkMode') or 'default',
-            labels={DRILL_LABEL: self.live.name, KEEP_LABEL: 'yes' if self.settings.keep else 'no',
-                    'chronos.pgbackrest.drill-stanza': stanza},
-            extra_hosts=dict(entry.partition(':')[::2] for entry in host_config.get('ExtraHosts') or []) or None)
-        self.container.start()
-        for path in (self.live.config_path,):
-            content, member = read_container_member(self.live.container, path)
-            put_file(self.container, path, content, member.uid, member.gid, member.mode)
-        copy_outside_mounts(self.live, self.container)
-        self.target = ContainerTarget(self.name, client=self.live.client, config_path=self.live.config_path,
-                                      os_user=self.live.os_user, superuser=self.live.superuser,
-                                      pg_port=self.settings.port, socket_path='/tmp', bin_path=self.live.bin_path)
-        self.target.executed_commands = self.live.executed_commands
-        path = posixpath.normpath(self.settings.path)
-        self.target.run(['install', '-d', '-o', self.live.os_user, '-m', '0700', path], user='root')
-        return self.target, posixpath.join(path, 'data')
-
-    def remove(self):
-        existing = self.container or self._existing()
-        if existing is not None:
-            existing.remove(force=True, v=True)
-        self.container = None
-
-
 class Drill(object):
     def __init__(self, live, pgbackrest, live_pg_path, settings):
         self.live = live
@@ -262,7 +50,7 @@ class Drill(object):
         self.live_pg_path = live_pg_path
         self.settings = settings
         self.stanza = settings.stanza or pgbackrest.stanza
-        self.scratch = (ContainerScratch if live.kind == 'container' else HostScratch)(live, live_pg_path, settings)
+        self.scratch = live.scratch_place(live_pg_path, settings)
 
     def refusal(self):
         return self.scratch.refusal()

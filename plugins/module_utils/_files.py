@@ -12,7 +12,7 @@ gains nothing another user could steer. Missing components are made, owned by ro
 name (O_CREAT | O_EXCL | O_NOFOLLOW) and renamed over it through the directory's descriptor, so that no link planted
 under either name is followed, and it is never world-writable. Nothing here is re-moded unless it was made here.
 
-The ground floor of module_utils: it imports nothing of the collection.
+The ground floor of module_utils, with _errors (whose ChronosError it raises where callers want a message).
 """
 
 from __future__ import absolute_import, division, print_function
@@ -23,6 +23,8 @@ import json
 import os
 import pwd
 import stat
+
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError, untrusted_message
 
 NOFOLLOW = getattr(os, 'O_NOFOLLOW', 0)
 DIRECTORY = getattr(os, 'O_DIRECTORY', 0)
@@ -298,3 +300,74 @@ def open_existing(path, flags=os.O_RDONLY, owners=None):
         os.close(handle)
         raise UntrustedPath('%s %s. Nothing was changed.' % (path, problem))
     return handle
+
+
+# --- as the targets and the scheduled program use them: refusals as ChronosError -----------------------------
+
+def write_local_file(path, content, uid, gid, mode, check_mode=False, in_place=False):
+    """Make a file on this host hold content with owner uid:gid and mode; True when something changed.
+
+    In a directory root alone can write (anything else is refused: _files), new content is written beside the file
+    and renamed over it, so a reader never sees half a file. With in_place (a file bind-mounted into a container on
+    its own: the container keeps the old inode after a rename, and the file may lie in its user's directory), the
+    file is opened without following a link and rewritten through that descriptor, and it must already have the owner
+    and mode asked for: root does not re-mode a file it did not make."""
+    try:
+        if in_place and os.path.lexists(path):
+            return _rewrite_in_place(path, content, uid, gid, mode, check_mode)
+        return write_file(path, content, uid, gid, mode, check_mode)
+    except UntrustedPath as exc:
+        raise ChronosError(untrusted_message(exc))
+
+
+def make_local_directory(path, uid, gid, mode, check_mode=False):
+    """Make a directory on this host (uid:gid, mode) in a parent root alone can write; True when it was missing."""
+    try:
+        return make_directory(path, uid, gid, mode, check_mode)
+    except UntrustedPath as exc:
+        raise ChronosError(untrusted_message(exc))
+
+
+def remove_local_file(path, any_owner=False):
+    """Remove a file of this host from a directory root alone can write (the name, never what a link points at); with
+    any_owner, from any directory reached without a link (removing a name gives its owner nothing)."""
+    try:
+        return remove_file(path, any_owner)
+    except UntrustedPath as exc:
+        raise ChronosError(untrusted_message(exc))
+
+
+def _rewrite_in_place(path, content, uid, gid, mode, check_mode):
+    handle = open_existing(path, os.O_RDONLY if check_mode else os.O_RDWR)
+    try:
+        info = os.fstat(handle)
+        if (info.st_uid, info.st_gid, info.st_mode & 0o7777) != (uid, gid, mode):
+            raise ChronosError(
+                '%s is owned by %d:%d with mode %04o; it will hold the repository keys and the cipher passphrase, '
+                'readable by pgBackRest alone: run chown %d:%d %s && chmod %04o %s, then run again. Nothing was '
+                'changed.' % (path, info.st_uid, info.st_gid, info.st_mode & 0o7777, uid, gid, path, mode, path))
+        old = b''
+        while True:
+            chunk = os.read(handle, 1 << 20)
+            if not chunk:
+                break
+            old += chunk
+        if old == content:
+            return False
+        if check_mode:
+            return True
+        # Padded with a comment to the old length in one write, then cut: a reader sees the old content, the new
+        # content, or the new content followed by a comment.
+        padded = content
+        if len(content) < len(old):
+            filler = len(old) - len(content)
+            padded = content + (b'\n' if filler == 1 else b'\n#' + b'#' * (filler - 2))
+        os.lseek(handle, 0, os.SEEK_SET)
+        view = memoryview(padded)
+        while view:
+            view = view[os.write(handle, view):]
+        os.ftruncate(handle, len(content))
+        os.fsync(handle)
+        return True
+    finally:
+        os.close(handle)

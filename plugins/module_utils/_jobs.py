@@ -30,8 +30,10 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files, 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import Drill, Settings
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest, parse_error, parse_verify
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._drivers import make_target
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError, untrusted_message
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
-    SETTINGS_DIRECTORY, ChronosError, make_target, put_back, settings_path, untrusted_message)
+    put_back, SETTINGS_DIRECTORY, settings_path)
 
 # Exit codes: the wrapper's (pgBackRest's error code on failure), and these.
 EXIT_USAGE = 2

@@ -25,7 +25,7 @@ import stat
 import time
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, untrusted_message
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError, untrusted_message
 
 LOCK_DIRECTORY = '/run/chronos-pgbackrest'
 _SINCE = re.compile(r' since (\d+)')

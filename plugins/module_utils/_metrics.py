@@ -31,7 +31,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._archiving impo
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import read_config_options
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import disk_usage
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import read_archive_queue, read_archiver
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, untrusted_message
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError, untrusted_message
 
 BACKUP_TYPES = ('full', 'diff', 'incr')
 # pgbackrest_exporter's "last backup" selection: full is the newest full, diff the newest full or diff,

@@ -14,8 +14,10 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._drivers import make_target
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError, untrusted_message
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
-    ChronosError, make_target, put_back, recorded_settings, settings_path, untrusted_message)
+    put_back, recorded_settings, settings_path)
 
 
 def common_argument_spec():
@@ -42,7 +44,7 @@ def resolve_pg_path(params, target):
     scheduled jobs' settings (PostgreSQL may be down during an incident, so the server cannot be asked)."""
     if params.get('pg_path'):
         return params['pg_path']
-    if getattr(target, 'pgdata', None):
+    if target.pgdata:
         return target.pgdata
     recorded = recorded_settings(params['stanza']).get('pg_path')
     if not recorded:
@@ -93,9 +95,8 @@ class ModuleRun(object):
         return self
 
     def __exit__(self, kind, exc, trace):
-        close = getattr(self.target, 'close', None)
-        if close:
-            close()
+        if self.target is not None:
+            self.target.close()
         if exc is None or self._ended or isinstance(exc, (SystemExit, KeyboardInterrupt)):
             return False
         if isinstance(exc, ChronosError):

@@ -18,7 +18,7 @@ import time
 from datetime import datetime, timezone
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 # pgBackRest's stanza status codes (src/command/info/info.c).
 STATUS_OK = 0

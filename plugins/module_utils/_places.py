@@ -28,7 +28,7 @@ import time
 from datetime import datetime
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 KEPT = '.pre-restore-'
 ROLLED_BACK = '.rolled-back-'
@@ -209,6 +209,11 @@ class DataPlace(object):
     def guarded(self):
         """Whether the data directory holds nothing but a restore's guard."""
         return os.path.isdir(self.local) and sorted(os.listdir(self.local)) == sorted([GUARD_NOTE, 'PG_VERSION'])
+
+    def linked(self):
+        """The link texts of pg_wal and the tablespaces, where pgBackRest restores links (a data directory of its
+        own filesystem only)."""
+        return []
 
     def kept(self):
         raise NotImplementedError
@@ -402,3 +407,40 @@ class BindRootPlace(DataPlace):
         _move_entries(kept.local, self.local)
         os.rmdir(kept.local)
         return current
+
+
+# --- scratch places (the restore drill's): what both drivers' share -----------------------------------------------
+
+MARKER = '# pgbackrest restore drill'
+
+
+DRILL_LABEL = 'chronos.pgbackrest.drill-for'
+
+
+# Whether the drill that made a scratch container keeps it: 'yes' or 'no'.
+KEEP_LABEL = 'chronos.pgbackrest.drill-keep'
+
+
+def port_listening(port):
+    """Whether something on this machine listens on a TCP port, or has a PostgreSQL socket for it."""
+    wanted = ':%04X' % port
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        try:
+            with open(table) as handle:
+                next(handle)
+                for line in handle:
+                    fields = line.split()
+                    if fields[3] == '0A' and fields[1].endswith(wanted):
+                        return True
+        except (IOError, OSError, StopIteration):
+            continue
+    try:
+        with open('/proc/net/unix') as handle:
+            return any(line.rstrip().endswith('/.s.PGSQL.%d' % port) for line in handle)
+    except (IOError, OSError):
+        return False
+
+
+KEPT_MESSAGE = ('%s was kept by an earlier drill (keep)%s: a drill never removes what it did not create. Remove it '
+                'with playbooks/restore_drill.yml -e pgbackrest_drill_remove=true once done with it, or drill into '
+                'another pgbackrest_drill_path and pgbackrest_drill_port')

@@ -12,7 +12,7 @@ import re
 import struct
 from datetime import datetime
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 ARCHIVE_SETTINGS = ('archive_mode', 'archive_command', 'archive_timeout', 'wal_level')
 # Read only at server start: a change needs a restart.

@@ -33,7 +33,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest imp
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import (
     check_target_text, format_lsn, parse_control, parse_history, parse_lsn, parse_target_time, read_archive_queue,
     read_restored_state, segment_timeline, server_position, timeline_start)
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._wal import WalScan, commit_time, committed_since, locate
 
 RESTORE_TYPES = ('latest', 'time', 'set', 'immediate', 'xid', 'lsn', 'name', 'rollback', 'prune')
@@ -485,7 +485,7 @@ class Restore(object):
                 options.append('--target-timeline=%d' % timeline)
             elif request.timeline in ('latest', 'current'):
                 options.append('--target-timeline=%s' % request.timeline)
-        if self.place.kind == 'directory' and self.place.linked():
+        if self.place.linked():
             options.append('--link-all')
         # --delta: the data directory holds the guard that keeps an entrypoint from making a new cluster in it, or the
         # files of an interrupted restore.

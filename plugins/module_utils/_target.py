@@ -16,20 +16,14 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import csv
-import errno
-import glob
 import io
 import json
 import os
-import pwd
 import re
-import shutil
-import subprocess
 import time
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
-DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 # Where site.yml records a stanza's settings on the managed host, for the scheduled jobs (and for restores while
 # PostgreSQL is down).
 SETTINGS_DIRECTORY = '/etc/chronos-pgbackrest'
@@ -39,16 +33,6 @@ STATE_DIRECTORY = '/var/lib/chronos-pgbackrest'
 
 def settings_path(stanza):
     return os.path.join(SETTINGS_DIRECTORY, '%s.json' % stanza)
-
-
-class ChronosError(Exception):
-    """A failure with a complete message: what was attempted, what was found, what to do. `extra` lands in the
-    module's result (fail_json) beside msg."""
-
-    def __init__(self, msg, **extra):
-        super(ChronosError, self).__init__(msg)
-        self.msg = msg
-        self.extra = extra
 
 
 class Completed(object):
@@ -123,6 +107,28 @@ class Target(object):
     def default_superuser(self):
         return 'postgres'
 
+    @property
+    def pgdata(self):
+        """The data directory the target itself names (a container's PGDATA), or None."""
+        return None
+
+    @property
+    def install_advice(self):
+        """How to install pgBackRest where it is missing, as a sentence."""
+        return 'Install pgbackrest.'
+
+    def refuse_unless_running(self):
+        """Raise a ChronosError saying how to start what must run before anything is provisioned (a stopped
+        container); a host has nothing of the kind."""
+
+    def config_location(self, config):
+        """('host' | 'file' | 'directory', where pgbackrest.conf lies on this machine's disk): on a host the file
+        itself; in a container, the bind-mounted file or the mounted directory that holds it."""
+        raise NotImplementedError
+
+    def close(self):
+        """Release what the target started for its work (a container's helper)."""
+
     def allow_commands_while_stopped(self):
         """A restore works while PostgreSQL is stopped: let commands run then (a container runs them in a helper)."""
 
@@ -140,6 +146,12 @@ class Target(object):
 
     def release_restart_policy(self):
         """Undo hold_restart_policy."""
+
+    def scratch_place(self, live_pg_path, settings):
+        """Where a restore drill restores (a scratch directory on a host, a scratch container beside a container):
+        an object with describe, not_ours, kept, refusal, exists, free, create(stanza) -> (target, data path) and
+        remove."""
+        raise NotImplementedError
 
     # --- shared -----------------------------------------------------------------------------------
     @property
@@ -226,100 +238,6 @@ class Target(object):
             time.sleep(interval)
 
 
-class HostTarget(Target):
-    """PostgreSQL and pgBackRest on this host. Commands run as os_user through runuser when the caller is
-    root (the modules run with become: true, the scheduled job from root's cron)."""
-
-    kind = 'host'
-
-    def __init__(self, service='postgresql', **settings):
-        super(HostTarget, self).__init__(**settings)
-        self.service = service
-
-    def describe(self):
-        return 'this host'
-
-    def pg_tool(self, name):
-        """As Target.pg_tool; Debian keeps pg_ctl and pg_controldata off the PATH, in /usr/lib/postgresql/<major>/bin
-        (the newest major's is taken)."""
-        if self.bin_path or shutil.which(name, path=_with_default_path(os.environ.get('PATH'))):
-            return super(HostTarget, self).pg_tool(name)
-        found = sorted(glob.glob('/usr/lib/postgresql/*/bin/%s' % name),
-                       key=lambda path: [int(part) for part in re.findall(r'\d+', path)])
-        return found[-1] if found else name
-
-    def _run(self, argv, user, env, stdin):
-        current = pwd.getpwuid(os.geteuid()).pw_name
-        if user != current:
-            if os.geteuid() != 0:
-                raise ChronosError('Cannot run %s as %s while running as %s: run as root (become: true) or as %s.'
-                                   % (argv[0], user, current, user))
-            argv = [_which('runuser'), '-u', user, '--'] + argv
-        environment = dict(os.environ)
-        environment['PATH'] = _with_default_path(environment.get('PATH'), self.bin_path)
-        environment.update(env)
-        try:
-            # cwd /: a command run as postgres from root's working directory would complain it cannot enter it.
-            done = subprocess.run(argv, input=_bytes(stdin), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  env=environment, cwd='/', check=False, preexec_fn=die_with_parent)
-        except OSError as exc:
-            return 127, b'', str(exc).encode()
-        return done.returncode, done.stdout, done.stderr
-
-    def read_file(self, path):
-        # Never through a link: what root reads may end up in a result or a diff.
-        handle = _files.open_existing(path)
-        with os.fdopen(handle, 'rb') as stream:
-            return stream.read()
-
-    def write_file(self, path, content, uid, gid, mode, check_mode=False):
-        return write_local_file(path, content, uid, gid, mode, check_mode)
-
-    def remove_file(self, path):
-        remove_local_file(path)
-
-    def ensure_directory(self, path, uid, gid, mode, check_mode=False):
-        return make_local_directory(path, uid, gid, mode, check_mode)
-
-    def postgresql_running(self, pg_path):
-        return postmaster_running(pg_path)
-
-    def stop_postgresql(self, pg_path, timeout):
-        self._service('stop')
-        deadline = time.time() + timeout
-        while postmaster_running(pg_path):
-            if time.time() >= deadline:
-                raise ChronosError('PostgreSQL on %s still runs %s s after service %s stop.' % (
-                    pg_path, timeout, self.service))
-            time.sleep(0.5)
-
-    def start_postgresql(self):
-        self._service('start')
-
-    def recover(self, pg_path, timeout, pause):
-        """Start PostgreSQL on a restored data directory and wait until recovery reached its target."""
-        self.start_postgresql()
-        self.wait_for_recovery(timeout, pause, lambda: postmaster_running(pg_path), postgresql_log_errors)
-
-    def data_place(self, pg_path):
-        from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import DirectoryPlace
-        return DirectoryPlace(pg_path)
-
-    def _service(self, action):
-        done = self.run([_which('service'), self.service, action], user=pwd.getpwuid(os.geteuid()).pw_name)
-        if done.rc != 0:
-            raise ChronosError('Unable to %s PostgreSQL: service %s %s exited %s: %s' % (
-                action, self.service, action, done.rc, done.output))
-
-    def user_ids(self, user):
-        try:
-            entry = pwd.getpwnam(user)
-        except KeyError:
-            raise ChronosError("There is no user '%s' on this host: set the PostgreSQL operating-system user "
-                               "(pgbackrest_user)." % user)
-        return entry.pw_uid, entry.pw_gid
-
-
 def put_back(target, installed, check_mode=False):
     """Put back on the target what the collection placed there and recorded in the stanza's settings (the backup
     wrapper, the repository's CA file: [{path, content, uid, gid, mode}]) where it is missing or changed: a container
@@ -342,32 +260,6 @@ def recorded_settings(stanza):
         return {}
 
 
-def die_with_parent():
-    """In a child before it executes its program: ask the kernel to send it SIGTERM when the process that started it
-    dies (prctl PR_SET_PDEATHSIG). A module or job that is killed - by the OOM killer, or kill -9 - then leaves no
-    pgBackRest restore or backup running on its own behind it (runuser forwards the signal to its child)."""
-    try:
-        import ctypes
-        import signal
-        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
-    except (OSError, AttributeError):
-        pass
-
-
-def make_target(settings):
-    """The target settings describe (the modules' shared options, or a scheduled job's settings file): the
-    container named by `container`, or this host."""
-    common = dict(os_user=settings.get('os_user') or 'postgres', superuser=settings.get('pg_user') or None,
-                  pg_port=settings.get('pg_port') or 5432,
-                  socket_path=settings.get('pg_socket_path') or '/var/run/postgresql',
-                  bin_path=settings.get('pg_bin_path') or None)
-    if settings.get('container'):
-        from ansible_collections.chronos.pgbackrest.plugins.module_utils._container import ContainerTarget
-        return ContainerTarget(settings['container'], stop_timeout=settings.get('container_stop_timeout') or 60,
-                               config_path=settings.get('config') or '/etc/pgbackrest/pgbackrest.conf', **common)
-    return HostTarget(service=settings.get('pg_service') or 'postgresql', **common)
-
-
 def parse_df(text, path='the path'):
     """`df -Pk` output -> (size, available) in bytes. The mount point may hold spaces: the fields are counted from
     the capacity column ('42%')."""
@@ -378,126 +270,6 @@ def parse_df(text, path='the path'):
         raise ChronosError('Unable to read the free space of %s: df printed %r.' % (path, text))
     index = capacity[0]
     return int(fields[index - 3]) * 1024, int(fields[index - 1]) * 1024
-
-
-def postmaster_running(pg_path):
-    """Whether a postmaster runs on pg_path: postmaster.pid names a live process."""
-    try:
-        with open('%s/postmaster.pid' % pg_path) as handle:
-            pid = int(handle.readline().strip())
-    except (IOError, OSError, ValueError):
-        return False
-    if pid <= 0:  # kill(0 or -1) would signal a process group, not a postmaster
-        return False
-    try:
-        os.kill(pid, 0)
-    except OverflowError:
-        return False
-    except OSError as exc:
-        return exc.errno == errno.EPERM
-    return True
-
-
-def postgresql_log_errors(directory='/var/log/postgresql'):
-    """The FATAL and PANIC lines at the end of the newest PostgreSQL log (Debian's /var/log/postgresql)."""
-    try:
-        logs = [os.path.join(directory, name) for name in os.listdir(directory) if name.endswith('.log')]
-        with open(max(logs, key=os.path.getmtime), 'rb') as handle:
-            lines = _text(handle.read()[-20000:]).splitlines()[-40:]
-    except (IOError, OSError, ValueError):
-        return 'see the PostgreSQL log'
-    errors = [line for line in lines if 'FATAL' in line or 'PANIC' in line]
-    return ' '.join(errors[-3:]) or 'see the PostgreSQL log'
-
-
-def write_local_file(path, content, uid, gid, mode, check_mode=False, in_place=False):
-    """Make a file on this host hold content with owner uid:gid and mode; True when something changed.
-
-    In a directory root alone can write (anything else is refused: _files), new content is written beside the file
-    and renamed over it, so a reader never sees half a file. With in_place (a file bind-mounted into a container on
-    its own: the container keeps the old inode after a rename, and the file may lie in its user's directory), the
-    file is opened without following a link and rewritten through that descriptor, and it must already have the owner
-    and mode asked for: root does not re-mode a file it did not make."""
-    try:
-        if in_place and os.path.lexists(path):
-            return _rewrite_in_place(path, content, uid, gid, mode, check_mode)
-        return _files.write_file(path, content, uid, gid, mode, check_mode)
-    except _files.UntrustedPath as exc:
-        raise ChronosError(untrusted_message(exc))
-
-
-def make_local_directory(path, uid, gid, mode, check_mode=False):
-    """Make a directory on this host (uid:gid, mode) in a parent root alone can write; True when it was missing."""
-    try:
-        return _files.make_directory(path, uid, gid, mode, check_mode)
-    except _files.UntrustedPath as exc:
-        raise ChronosError(untrusted_message(exc))
-
-
-def remove_local_file(path, any_owner=False):
-    """Remove a file of this host from a directory root alone can write (the name, never what a link points at); with
-    any_owner, from any directory reached without a link (removing a name gives its owner nothing)."""
-    try:
-        return _files.remove_file(path, any_owner)
-    except _files.UntrustedPath as exc:
-        raise ChronosError(untrusted_message(exc))
-
-
-def untrusted_message(exc):
-    text = str(exc)
-    return text if 'Nothing was changed' in text else text + ' Nothing was changed.'
-
-
-def _rewrite_in_place(path, content, uid, gid, mode, check_mode):
-    handle = _files.open_existing(path, os.O_RDONLY if check_mode else os.O_RDWR)
-    try:
-        info = os.fstat(handle)
-        if (info.st_uid, info.st_gid, info.st_mode & 0o7777) != (uid, gid, mode):
-            raise ChronosError(
-                '%s is owned by %d:%d with mode %04o; it will hold the repository keys and the cipher passphrase, '
-                'readable by pgBackRest alone: run chown %d:%d %s && chmod %04o %s, then run again. Nothing was '
-                'changed.' % (path, info.st_uid, info.st_gid, info.st_mode & 0o7777, uid, gid, path, mode, path))
-        old = b''
-        while True:
-            chunk = os.read(handle, 1 << 20)
-            if not chunk:
-                break
-            old += chunk
-        if old == content:
-            return False
-        if check_mode:
-            return True
-        # Padded with a comment to the old length in one write, then cut: a reader sees the old content, the new
-        # content, or the new content followed by a comment.
-        padded = content
-        if len(content) < len(old):
-            filler = len(old) - len(content)
-            padded = content + (b'\n' if filler == 1 else b'\n#' + b'#' * (filler - 2))
-        os.lseek(handle, 0, os.SEEK_SET)
-        view = memoryview(padded)
-        while view:
-            view = view[os.write(handle, view):]
-        os.ftruncate(handle, len(content))
-        os.fsync(handle)
-        return True
-    finally:
-        os.close(handle)
-
-
-def _which(name):
-    found = shutil.which(name, path=_with_default_path(os.environ.get('PATH')))
-    if not found:
-        raise ChronosError('%s is not installed on this host.' % name)
-    return found
-
-
-def _with_default_path(path, first=None):
-    """PATH as given, with the standard directories (cron starts jobs with /usr/bin:/bin only) and first ahead."""
-    parts = [part for part in (path or '').split(':') if part]
-    parts += [part for part in DEFAULT_PATH.split(':') if part not in parts]
-    if first:
-        parts.insert(0, first)
-    return ':'.join(parts)
 
 
 def _bytes(data):

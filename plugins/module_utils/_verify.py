@@ -13,7 +13,7 @@ import time
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import newest_backup, stanza_problem, utc
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import read_archiver
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 
 def _age(seconds):

@@ -13,7 +13,7 @@ import os
 import re
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import format_lsn, parse_lsn
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 _RECORD = re.compile(r'^rmgr: (\S+)\s+len \(rec/tot\):\s*\d+/\s*\d+, tx:\s*(\d+), lsn: ([0-9A-F]+/[0-9A-F]+), '
                      r'prev [0-9A-F]+/[0-9A-F]+, desc: (.*)$')

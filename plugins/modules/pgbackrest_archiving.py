@@ -104,7 +104,7 @@ executed_commands:
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import (
     apply_archive_settings, plan_archive_settings, read_archive_settings, setting_restart_needed)
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 
 def main():
@@ -128,7 +128,7 @@ def main():
             run.exit(changed=changed, **result)
         apply_archive_settings(target, alter, reload)
         if restart and params['restart']:
-            target.stop_postgresql(params['pg_path'] or getattr(target, 'pgdata', None) or '', timeout=120)
+            target.stop_postgresql(params['pg_path'] or target.pgdata or '', timeout=120)
             target.start_postgresql()
             if not target.wait_until_ready(120):
                 raise ChronosError('PostgreSQL did not accept connections within 120 s of its restart on %s.'

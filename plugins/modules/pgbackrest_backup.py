@@ -148,7 +148,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._backup import 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
     BACKUP_COVERS, LOCK_ERROR, PgBackRestError, newest_backup, now, parse_duration, parse_error)
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 LOCK_POLL_SECONDS = 5
 

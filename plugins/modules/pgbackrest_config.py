@@ -100,7 +100,7 @@ executed_commands:
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import stanza_action
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import read_cluster
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 MODE = 0o600
 

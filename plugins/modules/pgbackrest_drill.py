@@ -121,7 +121,7 @@ executed_commands:
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import Drill, Settings
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun, resolve_pg_path
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 
 def main():

@@ -248,7 +248,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import (
     RESTORE_TYPES, Prune, Request, Restore, Rollback, backup_timeline, failure_message, plan_lines, progress,
     result_lines)
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 
 def main():

@@ -154,8 +154,10 @@ import sys
 # module, which installs them from its own copy.
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _jobs, _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
-    ChronosError, make_local_directory, remove_local_file, settings_path, write_local_file)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._files import (
+    make_local_directory, remove_local_file, write_local_file)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import settings_path
 
 LIBRARY = '/usr/local/lib/chronos-pgbackrest'
 PROGRAM = '/usr/local/bin/chronos-pgbackrest'

@@ -150,7 +150,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._archiving impo
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import postmaster_pid
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import version_at_least
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 # Fastest first: zst compresses about as well as gz at several times its speed; lz4 is faster still but
 # compresses less; gz is always there.
@@ -186,28 +186,6 @@ def server_facts(target):
     return data_directory, str(int(version_num) // 10000)
 
 
-def config_location(target, config):
-    """('host' | 'file' | 'directory', the configuration's path on this host's disk)."""
-    if target.kind == 'host':
-        return 'host', config
-    mount = target.mount_for(config)
-    if mount is None or mount.get('Type') not in ('bind', 'volume'):
-        raise ChronosError("Container '%s' does not mount %s from this host: the role writes it on the Docker host. "
-                           "Recreate the container with it bind-mounted, as the guide does (docker run -v "
-                           "/path/on/host/pgbackrest.conf:%s ...) or with its directory mounted. Nothing was changed."
-                           % (target.name, config, config))
-    host_path = target.host_path(config)
-    kind = 'file' if os.path.normpath(config) == mount['Destination'] else 'directory'
-    checked = host_path if kind == 'file' else os.path.dirname(host_path)
-    if os.path.exists(checked) and os.statvfs(checked).f_flag & os.ST_RDONLY:
-        raise ChronosError('%s, mounted into container %s as %s, is on a read-only filesystem of this host: the role '
-                           'cannot write the configuration. Nothing was changed.' % (checked, target.name, config))
-    if kind == 'file' and not os.path.isfile(host_path):
-        raise ChronosError('%s, bind-mounted into container %s as %s, is not a file on this host. Nothing was changed.'
-                           % (host_path, target.name, config))
-    return kind, host_path
-
-
 def archive_facts(target, data_directory, params):
     """How WAL archiving is set up on the target, and the facts it is decided from."""
     pid = postmaster_pid(target, data_directory)
@@ -229,9 +207,7 @@ def main():
     ), supports_check_mode=True)
     with run:
         params, target = run.params, run.target
-        if target.kind == 'container' and not target.running:
-            raise ChronosError("Container '%s' is not running (status %s): start it (docker start %s) and run again. "
-                               "Nothing was changed." % (target.name, target.status, target.name))
+        target.refuse_unless_running()
         if not target.pg_ready():
             raise ChronosError('PostgreSQL does not accept connections on %s (socket directory %s, port %d): start it, '
                                'or set pgbackrest_pg_port and pgbackrest_pg_socket_path, and run again. Nothing was '
@@ -249,12 +225,10 @@ def main():
         version = target.run([binary, 'version'])
         if version.rc != 0:
             raise ChronosError('pgBackRest does not run on %s (%s). %s Nothing was changed.' % (
-                target.describe(), version.output or 'exit %d' % version.rc,
-                "Install it in the container's image (for example apt-get install pgbackrest in its Dockerfile) and "
-                "recreate the container." if target.kind == 'container' else 'Install pgbackrest.'))
+                target.describe(), version.output or 'exit %d' % version.rc, target.install_advice))
         pgbackrest_version = version.stdout.strip().split()[-1]
         uid, gid = target.user_ids(target.os_user)
-        mount, host_path = config_location(target, params['config'])
+        mount, host_path = target.config_location(params['config'])
         archive = archive_facts(target, data_directory, params)
         run.exit(changed=False, target=dict(
             kind=target.kind, name=target.describe(), pg_path=data_directory, pg_version=pg_version,

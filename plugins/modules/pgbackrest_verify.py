@@ -75,7 +75,7 @@ executed_commands:
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import parse_duration
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._verify import report, summary, verify
 
 

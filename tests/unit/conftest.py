@@ -26,9 +26,12 @@ Fixtures in fixtures/ are captured pgBackRest output (fixtures/README.md).
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import importlib
 import itertools
 import os
+import pkgutil
 import sys
+import time
 
 import pytest
 
@@ -58,8 +61,8 @@ _link_collection()
 from ansible.module_utils import basic  # noqa: E402
 from ansible.module_utils.testing import patch_module_args  # noqa: E402
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils import (  # noqa: E402
-    _container, _drill, _follow, _jobs, _lock, _metrics, _pgbackrest, _places, _restore, _target, _verify)
+from ansible_collections.chronos.pgbackrest.plugins import module_utils, modules  # noqa: E402
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _container, _host, _lock, _target  # noqa: E402
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (  # noqa: E402
     BIN, Clock, Commands, FakeDocker, ModuleExit, NoSubprocess, Run, fixture_bytes, fixture_text, write_cluster)
 # pylint: enable=wrong-import-position
@@ -69,12 +72,21 @@ if not os.path.realpath(_target.__file__).startswith(os.path.realpath(REPO) + os
                             'sys.path.' % (REPO, _target.__file__))
 
 
+def collection_modules():
+    """Every module of plugins/module_utils and plugins/modules, imported."""
+    found = []
+    for package in (module_utils, modules):
+        for info in pkgutil.iter_modules(package.__path__):
+            found.append(importlib.import_module('%s.%s' % (package.__name__, info.name)))
+    return found
+
+
 # --- around every test: no real command, engine, sleep or lock directory ------------------------------------------
 
 @pytest.fixture(autouse=True)
 def _no_real_commands(monkeypatch):
     """No test runs a real program or reaches a real Docker engine by accident."""
-    monkeypatch.setattr(_target, 'subprocess', NoSubprocess())
+    monkeypatch.setattr(_host, 'subprocess', NoSubprocess())
 
     def no_engine():
         raise AssertionError('a unit test reached for the real Docker engine')
@@ -91,8 +103,8 @@ def commands(monkeypatch):
 
     def run(self, argv, user, env, stdin):
         return fake.answer(argv, user, env, stdin, 'host')
-    monkeypatch.setattr(_target.HostTarget, '_run', run)
-    monkeypatch.setattr(_target, '_which', lambda name: '/usr/sbin/%s' % name)
+    monkeypatch.setattr(_host.HostTarget, '_run', run)
+    monkeypatch.setattr(_host, '_which', lambda name: '/usr/sbin/%s' % name)
     yield fake
     fake.assert_done()
 
@@ -100,17 +112,16 @@ def commands(monkeypatch):
 @pytest.fixture
 def host(commands):
     """A HostTarget whose commands answer from `commands` (bin_path set: psql is BIN/psql)."""
-    return _target.HostTarget(bin_path=BIN)
+    return _host.HostTarget(bin_path=BIN)
 
 
 @pytest.fixture(autouse=True)
 def clock(monkeypatch):
     """No test sleeps or depends on the wall clock: the module_utils and modules that wait see this clock."""
-    from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_backup
     fake = Clock()
-    for module in (_container, _drill, _follow, _jobs, _lock, _metrics, _pgbackrest, _places, _restore, _target, _verify,
-                   pgbackrest_backup):
-        monkeypatch.setattr(module, 'time', fake)
+    for module in collection_modules():
+        if getattr(module, 'time', None) is time:
+            monkeypatch.setattr(module, 'time', fake)
     return fake
 
 

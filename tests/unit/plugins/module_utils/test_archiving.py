@@ -13,7 +13,7 @@ import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _archiving
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest, parse_info
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
     archive_directories, fixture_bytes, fixture_text, ok)

@@ -19,7 +19,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _contain
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._container import ContainerTarget
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import (
     BindRootPlace, DirectoryPlace, VolumeRootPlace)
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import SECRET_ENVIRONMENT, fails, ok
 

@@ -12,13 +12,15 @@ import os
 
 import pytest
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils import _drill
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _places
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._container import ContainerTarget
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import (
-    ContainerScratch, Drill, HostScratch, Settings)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._container import ContainerScratch
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import Drill, Settings
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import HostScratch
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import HostTarget
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import BIN, HISTORY_2, PREFIX, fails, ok, psql_rows, wal_listing
 
@@ -32,7 +34,7 @@ CONTROLDATA = b'Database cluster state: shut down\nmax_connections setting: 200\
 @pytest.fixture
 def quiet_ports(monkeypatch):
     """Nothing listens on any port (the drill reads /proc/net)."""
-    monkeypatch.setattr(_drill, '_port_listening', lambda port: False)
+    monkeypatch.setattr(_places, 'port_listening', lambda port: False)
 
 
 @pytest.fixture
@@ -62,8 +64,8 @@ PROC_UNIX = ('Num       RefCount Protocol Flags    Type St Inode Path\n'
 def test_port_listening(monkeypatch, port, listening):
     import io
     tables = {'/proc/net/tcp': PROC_TCP, '/proc/net/tcp6': PROC_TCP.splitlines(True)[0], '/proc/net/unix': PROC_UNIX}
-    monkeypatch.setattr(_drill, 'open', lambda path: io.StringIO(tables[path]), raising=False)
-    assert _drill._port_listening(port) is listening
+    monkeypatch.setattr(_places, 'open', lambda path: io.StringIO(tables[path]), raising=False)
+    assert _places.port_listening(port) is listening
 
 
 # --- refusals -------------------------------------------------------------------------------------------
@@ -94,7 +96,7 @@ def test_host_scratch_refuses_a_directory_it_did_not_make(live, quiet_ports, tmp
     refusal = HostScratch(live, LIVE, settings(tmp_path)).refusal()
     assert refusal == "%s exists and is not a drill's scratch directory (no drill.conf): move it away" % (
         tmp_path / 'drill' / 'scratch')
-    (tmp_path / 'drill' / 'scratch' / 'drill.conf').write_text(_drill.MARKER)
+    (tmp_path / 'drill' / 'scratch' / 'drill.conf').write_text(_places.MARKER)
     # A drill's scratch directory, but no record of the drill that made it: kept, for all the drill knows.
     assert ' was kept by an earlier drill (keep)' in HostScratch(live, LIVE, settings(tmp_path)).refusal()
 
@@ -102,7 +104,7 @@ def test_host_scratch_refuses_a_directory_it_did_not_make(live, quiet_ports, tmp
 def test_host_scratch_left_by_an_interrupted_drill_is_replaced(live, quiet_ports, tmp_path, commands):
     scratch = HostScratch(live, LIVE, settings(tmp_path))
     scratch.create('chronos-v2')
-    (tmp_path / 'drill' / 'scratch' / 'drill.conf').write_text(_drill.MARKER)
+    (tmp_path / 'drill' / 'scratch' / 'drill.conf').write_text(_places.MARKER)
     (tmp_path / 'drill' / 'scratch' / 'half-restored').write_text('x')
     again = HostScratch(live, LIVE, settings(tmp_path))
     assert again.refusal() is None
@@ -115,7 +117,7 @@ def test_host_scratch_left_by_an_interrupted_drill_is_replaced(live, quiet_ports
 def test_host_scratch_kept_on_purpose_survives_the_next_drill(live, quiet_ports, tmp_path, commands):
     kept = HostScratch(live, LIVE, settings(tmp_path, keep=True))
     kept.create('chronos')
-    (tmp_path / 'drill' / 'scratch' / 'drill.conf').write_text(_drill.MARKER)
+    (tmp_path / 'drill' / 'scratch' / 'drill.conf').write_text(_places.MARKER)
     with pytest.raises(ChronosError) as raised:
         Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path)).run()
     assert raised.value.msg == (
@@ -133,18 +135,18 @@ def test_host_scratch_kept_on_purpose_survives_the_next_drill(live, quiet_ports,
 def test_a_drill_record_others_could_write_is_not_believed(live, quiet_ports, tmp_path, commands, state_dir):
     scratch = HostScratch(live, LIVE, settings(tmp_path))
     scratch.create('chronos-v2')
-    (tmp_path / 'drill' / 'scratch' / 'drill.conf').write_text(_drill.MARKER)
+    (tmp_path / 'drill' / 'scratch' / 'drill.conf').write_text(_places.MARKER)
     os.chown(scratch._record_path(), 65534, 65534)
     assert ' was kept by an earlier drill' in HostScratch(live, LIVE, settings(tmp_path)).refusal()
 
 
 def test_host_scratch_refuses_a_busy_port(live, tmp_path, monkeypatch):
-    monkeypatch.setattr(_drill, '_port_listening', lambda port: port == 5433)
+    monkeypatch.setattr(_places, 'port_listening', lambda port: port == 5433)
     assert HostScratch(live, LIVE, settings(tmp_path)).refusal() == 'something already listens on port 5433'
 
 
 def test_drill_refused_changes_nothing(live, commands, tmp_path, monkeypatch):
-    monkeypatch.setattr(_drill, '_port_listening', lambda port: True)
+    monkeypatch.setattr(_places, 'port_listening', lambda port: True)
     with pytest.raises(ChronosError) as raised:
         Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path)).run()
     assert raised.value.msg == 'Restore drill refused: something already listens on port 5433. Nothing was changed.'
@@ -205,12 +207,12 @@ def test_drill_configuration(live, commands, quiet_ports, tmp_path):
     Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path, keep=True)).run()
     conf = (scratch / 'data' / 'postgresql.conf').read_text()
     assert conf.splitlines() == [
-        _drill.MARKER, 'port = 5433', "listen_addresses = ''", "unix_socket_directories = '%s'" % (scratch / 'socket'),
+        _places.MARKER, 'port = 5433', "listen_addresses = ''", "unix_socket_directories = '%s'" % (scratch / 'socket'),
         'unix_socket_permissions = 0700', 'archive_mode = off', 'hot_standby = off', "cluster_name = 'pgbackrest-drill'",
         'max_connections = 200', 'max_worker_processes = 8', 'max_wal_senders = 10', 'max_prepared_transactions = 0',
         'max_locks_per_transaction = 64']
     assert (scratch / 'data' / 'pg_hba.conf').read_text() == 'local all all trust\n'
-    assert (scratch / 'drill.conf').read_text() == _drill.MARKER + '\n'
+    assert (scratch / 'drill.conf').read_text() == _places.MARKER + '\n'
     assert oct(os.stat(str(scratch / 'data' / 'postgresql.conf')).st_mode & 0o777) == oct(0o600)
     assert [call['argv'][:3] for call in commands.calls[4:7]] == [['sh', '-c', 'test ! -e "$1" || mv "$1" "$1.restored"']] * 3
 
@@ -335,7 +337,7 @@ def test_container_scratch(live_container, docker, commands):
     target, data = scratch.create('chronos-v2')
     created = docker.created[0]
     assert created['name'] == 'chronos-db-pgbackrest-drill'
-    assert created['labels'] == {_drill.DRILL_LABEL: 'chronos-db', _drill.KEEP_LABEL: 'no',
+    assert created['labels'] == {_places.DRILL_LABEL: 'chronos-db', _places.KEEP_LABEL: 'no',
                                  'chronos.pgbackrest.drill-stanza': 'chronos-v2'}
     assert (created['network_mode'], created['extra_hosts']) == ('chronos-lab', {'s3.chronos.lab': '172.18.0.2'})
     # Nothing of the live container's environment (POSTGRES_PASSWORD) in the scratch container's configuration.
@@ -362,7 +364,7 @@ def test_container_scratch_refuses_a_container_of_the_same_name(live_container, 
 
 def test_container_scratch_replaces_a_drills_leftover(live_container, docker, commands):
     leftover = docker.add_container(name='chronos-db-pgbackrest-drill', labels={
-        _drill.DRILL_LABEL: 'chronos-db', _drill.KEEP_LABEL: 'no'})
+        _places.DRILL_LABEL: 'chronos-db', _places.KEEP_LABEL: 'no'})
     scratch = ContainerScratch(live_container, '/var/lib/postgresql/data', Settings())
     assert scratch.refusal() is None
     commands.expect(ok())
@@ -370,10 +372,10 @@ def test_container_scratch_replaces_a_drills_leftover(live_container, docker, co
     assert leftover.removed
 
 
-@pytest.mark.parametrize('labels', [{_drill.KEEP_LABEL: 'yes'}, {}], ids=['kept', 'made-before-drills-said'])
+@pytest.mark.parametrize('labels', [{_places.KEEP_LABEL: 'yes'}, {}], ids=['kept', 'made-before-drills-said'])
 def test_container_scratch_kept_by_a_drill_is_left_alone(live_container, docker, labels):
     kept = docker.add_container(name='chronos-db-pgbackrest-drill', labels=dict(labels, **{
-        _drill.DRILL_LABEL: 'chronos-db'}))
+        _places.DRILL_LABEL: 'chronos-db'}))
     assert ContainerScratch(live_container, '/var/lib/postgresql/data', Settings()).refusal() == (
         "Container 'chronos-db-pgbackrest-drill' was kept by an earlier drill (keep): a drill never removes what it "
         "did not create. Remove it with playbooks/restore_drill.yml -e pgbackrest_drill_remove=true once done with it, "
@@ -383,7 +385,7 @@ def test_container_scratch_kept_by_a_drill_is_left_alone(live_container, docker,
 
 def test_container_scratch_on_the_host_network_checks_the_port(live_container, monkeypatch):
     live_container.container.attrs['HostConfig']['NetworkMode'] = 'host'
-    monkeypatch.setattr(_drill, '_port_listening', lambda port: True)
+    monkeypatch.setattr(_places, 'port_listening', lambda port: True)
     assert ContainerScratch(live_container, '/var/lib/postgresql/data', Settings()).refusal() == (
         'something already listens on port 5433 of this host')
 
@@ -393,13 +395,13 @@ def test_container_scratch_on_the_host_network_checks_the_port(live_container, m
 def kept_drill(scratch):
     """What a drill with keep=True leaves: the scratch directory with drill.conf, the cluster running in data/."""
     (scratch / 'data').mkdir(parents=True)
-    (scratch / 'drill.conf').write_text(_drill.MARKER + '\n')
+    (scratch / 'drill.conf').write_text(_places.MARKER + '\n')
     (scratch / 'data' / 'postmaster.pid').write_text('%d\n' % os.getpid())
 
 
 def test_remove_a_drill_left_running(live, commands, tmp_path, monkeypatch):
     """The scratch cluster still listens on the drill port: that is no reason to keep it."""
-    monkeypatch.setattr(_drill, '_port_listening', lambda port: port == 5433)
+    monkeypatch.setattr(_places, 'port_listening', lambda port: port == 5433)
     scratch = tmp_path / 'drill' / 'scratch'
     kept_drill(scratch)
     commands.expect(ok())
@@ -452,7 +454,7 @@ def test_remove_never_deletes_what_no_drill_made(live, commands, quiet_ports, tm
 
 
 def test_remove_a_drill_container_left_running(live_container, docker, commands):
-    leftover = docker.add_container(name='chronos-db-pgbackrest-drill', labels={_drill.DRILL_LABEL: 'chronos-db'})
+    leftover = docker.add_container(name='chronos-db-pgbackrest-drill', labels={_places.DRILL_LABEL: 'chronos-db'})
     drill = Drill(live_container, PgBackRest(live_container, 'chronos-v2'), '/var/lib/postgresql/data', Settings())
     assert drill.remove(check_mode=True) is True and not leftover.removed
     assert drill.remove() is True and leftover.removed

@@ -18,7 +18,7 @@ import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _jobs, _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
     ARCHIVER, PREFIX, VERIFY_ERRORS, VERIFY_VERBOSE_OK, fails, ok, psql_rows, status_refresh)

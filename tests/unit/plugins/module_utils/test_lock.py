@@ -16,7 +16,7 @@ import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _lock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 
 def test_holding_the_lock_says_who_holds_it(lock_dir, clock):

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import parse_info
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import fixture_text
 

@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _module
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import PREFIX, SECRET_ENVIRONMENT, SECRETS, ok
 
@@ -182,6 +182,7 @@ def recorded(settings_dir, text):
 
 class Host(object):
     """A target as resolve_pg_path sees it: a host has no PGDATA."""
+    pgdata = None
 
 
 class Container(object):

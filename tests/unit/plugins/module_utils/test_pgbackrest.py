@@ -13,7 +13,8 @@ import json
 import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _pgbackrest as pgbr
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import HostTarget
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
     PREFIX, SECRET_ENVIRONMENT, SECRETS, VERIFY_ERRORS, VERIFY_VERBOSE_ERRORS, VERIFY_VERBOSE_OK, fails, ok)

@@ -15,7 +15,7 @@ import pytest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _places
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import (
     KEPT_LABEL, BindRootPlace, DirectoryPlace, VolumeRootPlace)
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 FIRST = '20261124T095217Z'
 SECOND = '20261124T095255Z'

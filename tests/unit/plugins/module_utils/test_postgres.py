@@ -14,7 +14,8 @@ import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _postgres as pg
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import utc
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import HostTarget
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import BIN, FIXTURES, fails, fixture_bytes, ok, psql_rows
 

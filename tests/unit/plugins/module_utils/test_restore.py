@@ -25,7 +25,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres impor
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._restore import (
     Request, Restore, Rollback, choose_backup, followed_timeline, is_this_restore, on_line, remaining_steps,
     window_end)
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import HostTarget
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (
     CLOCK_START, HISTORY_2, PREFIX, fails, fixture_text, ok, psql_rows, start_postgresql, stop_postgresql,

@@ -15,9 +15,10 @@ import sys
 
 import pytest
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils import _target
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _drivers, _files, _host, _target
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import DirectoryPlace
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError, HostTarget
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import HostTarget
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import BIN, SECRET_ENVIRONMENT, fails, ok, psql_rows
 
@@ -52,8 +53,8 @@ class Processes(object):
 def processes(monkeypatch):
     """Processes as _target's subprocess, with runuser at /usr/sbin/runuser, running as root."""
     fake = Processes()
-    monkeypatch.setattr(_target, 'subprocess', fake)
-    monkeypatch.setattr(_target, '_which', lambda name: '/usr/sbin/%s' % name)
+    monkeypatch.setattr(_host, 'subprocess', fake)
+    monkeypatch.setattr(_host, '_which', lambda name: '/usr/sbin/%s' % name)
     as_user(monkeypatch, 'root', 0)
     return fake
 
@@ -61,7 +62,7 @@ def processes(monkeypatch):
 def as_user(monkeypatch, name, uid):
     """Make HostTarget believe it runs as name (uid); no such user needs to exist."""
     monkeypatch.setattr(os, 'geteuid', lambda: uid)
-    monkeypatch.setattr(_target.pwd, 'getpwuid', lambda wanted: pwd.struct_passwd(
+    monkeypatch.setattr(_host.pwd, 'getpwuid', lambda wanted: pwd.struct_passwd(
         (name, 'x', wanted, wanted, '', '/', '/bin/sh')))
 
 
@@ -100,7 +101,7 @@ def test_run_as_another_user_without_root_is_refused(processes, monkeypatch):
 
 
 def test_runuser_missing(monkeypatch):
-    monkeypatch.setattr(_target.shutil, 'which', lambda name, path=None: None)
+    monkeypatch.setattr(_host.shutil, 'which', lambda name, path=None: None)
     as_user(monkeypatch, 'root', 0)
     with pytest.raises(ChronosError, match='runuser is not installed on this host.'):
         HostTarget().run(['pgbackrest', 'info'])
@@ -140,11 +141,11 @@ def test_run_records_what_it_ran(host, commands):
 @pytest.mark.parametrize('path, first, expected', [
     ('/usr/bin:/bin', None, '/usr/bin:/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin'),
     ('', '/opt/pg/bin', '/opt/pg/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'),
-    (None, None, _target.DEFAULT_PATH),
+    (None, None, _host.DEFAULT_PATH),
     ('/home/x/bin::/usr/bin', None, '/home/x/bin:/usr/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:/bin'),
 ])
 def test_with_default_path(path, first, expected):
-    assert _target._with_default_path(path, first) == expected
+    assert _host._with_default_path(path, first) == expected
 
 
 # --- pg_tool ------------------------------------------------------------------------------------------
@@ -154,7 +155,7 @@ def test_pg_tool_in_bin_path():
 
 
 def test_pg_tool_on_path(monkeypatch):
-    monkeypatch.setattr(_target.shutil, 'which', lambda name, path=None: '/usr/bin/%s' % name)
+    monkeypatch.setattr(_host.shutil, 'which', lambda name, path=None: '/usr/bin/%s' % name)
     assert HostTarget().pg_tool('psql') == 'psql'
 
 
@@ -166,8 +167,8 @@ def test_pg_tool_on_path(monkeypatch):
 ], ids=['newest-major', 'one', 'none'])
 def test_pg_tool_falls_back_to_debians_directories(monkeypatch, installed, expected):
     """Debian keeps pg_ctl off the PATH, in /usr/lib/postgresql/<major>/bin: the newest major's (numerically: 15 > 9.6)."""
-    monkeypatch.setattr(_target.shutil, 'which', lambda name, path=None: None)
-    monkeypatch.setattr(_target.glob, 'glob', lambda pattern: list(installed)
+    monkeypatch.setattr(_host.shutil, 'which', lambda name, path=None: None)
+    monkeypatch.setattr(_host.glob, 'glob', lambda pattern: list(installed)
                         if pattern == '/usr/lib/postgresql/*/bin/pg_ctl' else [])
     assert HostTarget().pg_tool('pg_ctl') == expected
 
@@ -360,11 +361,11 @@ POSTMASTER_RUNNING = [
 def test_postmaster_running(captured_bytes, make_data_dir, case, content, running):
     pid = content(captured_bytes)
     pg_path = make_data_dir({} if pid is None else {'postmaster.pid': pid})
-    assert _target.postmaster_running(pg_path) is running
+    assert _host.postmaster_running(pg_path) is running
 
 
 def test_postmaster_running_missing_dir(tmp_path):
-    assert _target.postmaster_running(str(tmp_path / 'nowhere')) is False
+    assert _host.postmaster_running(str(tmp_path / 'nowhere')) is False
 
 
 def test_postmaster_running_for_a_process_of_another_user(make_data_dir, monkeypatch):
@@ -372,7 +373,7 @@ def test_postmaster_running_for_a_process_of_another_user(make_data_dir, monkeyp
     def kill(pid, signal):
         raise OSError(1, 'Operation not permitted')
     monkeypatch.setattr(os, 'kill', kill)
-    assert _target.postmaster_running(make_data_dir({'postmaster.pid': b'5348\n'})) is True
+    assert _host.postmaster_running(make_data_dir({'postmaster.pid': b'5348\n'})) is True
 
 
 # --- postgresql_log_errors ----------------------------------------------------------------------------------
@@ -384,14 +385,14 @@ def test_postgresql_log_errors_reads_the_newest_log(tmp_path):
     new.write_text('LOG:  starting\nFATAL:  one\nLOG:  x\nPANIC:  two\nFATAL:  three\nFATAL:  four\nLOG:  end\n')
     os.utime(str(old), (1, 1))
     (tmp_path / 'notes.txt').write_text('FATAL: not a log\n')
-    assert _target.postgresql_log_errors(str(tmp_path)) == 'PANIC:  two FATAL:  three FATAL:  four'
+    assert _host.postgresql_log_errors(str(tmp_path)) == 'PANIC:  two FATAL:  three FATAL:  four'
 
 
 @pytest.mark.parametrize('content', [None, 'LOG:  all fine\n'], ids=['no-log', 'no-error'])
 def test_postgresql_log_errors_without_errors(tmp_path, content):
     if content:
         (tmp_path / 'postgresql-15-main.log').write_text(content)
-    assert _target.postgresql_log_errors(str(tmp_path)) == 'see the PostgreSQL log'
+    assert _host.postgresql_log_errors(str(tmp_path)) == 'see the PostgreSQL log'
 
 
 # --- files and users on the host --------------------------------------------------------------------------
@@ -457,14 +458,14 @@ def test_settings_path_reads_the_directory_when_called(settings_dir):
 # --- make_target ------------------------------------------------------------------------------------------
 
 def test_make_target_host_defaults():
-    target = _target.make_target(dict(stanza='s', os_user=None, pg_user=None, pg_port=None))
+    target = _drivers.make_target(dict(stanza='s', os_user=None, pg_user=None, pg_port=None))
     assert isinstance(target, HostTarget)
     assert (target.os_user, target.superuser, target.pg_port, target.socket_path, target.bin_path, target.service) == (
         'postgres', 'postgres', 5432, '/var/run/postgresql', None, 'postgresql')
 
 
 def test_make_target_host_settings():
-    target = _target.make_target(dict(os_user='pg', pg_user='chronos', pg_port='5433', pg_socket_path='/tmp',
+    target = _drivers.make_target(dict(os_user='pg', pg_user='chronos', pg_port='5433', pg_socket_path='/tmp',
                                       pg_bin_path='/opt/pg/bin', pg_service='postgresql@16-main'))
     assert (target.os_user, target.superuser, target.pg_port, target.socket_path, target.bin_path, target.service) == (
         'pg', 'chronos', 5433, '/tmp', '/opt/pg/bin', 'postgresql@16-main')
@@ -472,7 +473,7 @@ def test_make_target_host_settings():
 
 def test_make_target_container(docker):
     docker.add_container(env=['POSTGRES_USER=chronos', 'PGDATA=/var/lib/postgresql/data'])
-    target = _target.make_target(dict(container='chronos-db', container_stop_timeout=30, config='/etc/pgbr.conf',
+    target = _drivers.make_target(dict(container='chronos-db', container_stop_timeout=30, config='/etc/pgbr.conf',
                                       pg_port=5432))
     assert (target.kind, target.name, target.stop_timeout, target.config_path, target.superuser) == (
         'container', 'chronos-db', 30, '/etc/pgbr.conf', 'chronos')
@@ -489,7 +490,7 @@ def files_in(directory):
 
 def test_write_new_file(tmp_path):
     path = tmp_path / 'etc' / 'pgbackrest' / 'pgbackrest.conf'
-    assert _target.write_local_file(str(path), b'[global]\n', UID, GID, 0o640) is True
+    assert _files.write_local_file(str(path), b'[global]\n', UID, GID, 0o640) is True
     assert path.read_bytes() == b'[global]\n'
     assert oct(path.stat().st_mode & 0o7777) == oct(0o640)
     # The missing directories are made, and no temporary file is left beside the file.
@@ -498,18 +499,18 @@ def test_write_new_file(tmp_path):
 
 def test_same_content_and_owner_is_not_rewritten(tmp_path):
     path = tmp_path / 'pgbackrest.conf'
-    _target.write_local_file(str(path), b'[global]\n', UID, GID, 0o600)
+    _files.write_local_file(str(path), b'[global]\n', UID, GID, 0o600)
     os.utime(str(path), (1000, 1000))
     before = path.stat()
-    assert _target.write_local_file(str(path), b'[global]\n', UID, GID, 0o600) is False
+    assert _files.write_local_file(str(path), b'[global]\n', UID, GID, 0o600) is False
     after = path.stat()
     assert (after.st_ino, after.st_mtime) == (before.st_ino, 1000)
 
 
 def test_a_mode_change_writes_the_file_anew(tmp_path):
     path = tmp_path / 'pgbackrest.conf'
-    _target.write_local_file(str(path), b'[global]\n', UID, GID, 0o644)
-    assert _target.write_local_file(str(path), b'[global]\n', UID, GID, 0o600) is True
+    _files.write_local_file(str(path), b'[global]\n', UID, GID, 0o644)
+    assert _files.write_local_file(str(path), b'[global]\n', UID, GID, 0o600) is True
     assert (path.read_bytes(), path.stat().st_mode & 0o7777) == (b'[global]\n', 0o600)
     assert files_in(tmp_path) == ['pgbackrest.conf']
 
@@ -517,17 +518,17 @@ def test_a_mode_change_writes_the_file_anew(tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason='changing a file owner needs root')
 def test_an_owner_change_writes_the_file_anew(tmp_path):
     path = tmp_path / 'pgbackrest.conf'
-    _target.write_local_file(str(path), b'[global]\n', 0, 0, 0o600)
+    _files.write_local_file(str(path), b'[global]\n', 0, 0, 0o600)
     # No user or group 4321 needs to exist.
-    assert _target.write_local_file(str(path), b'[global]\n', 4321, 4322, 0o600) is True
+    assert _files.write_local_file(str(path), b'[global]\n', 4321, 4322, 0o600) is True
     assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4322)
 
 
 def test_new_content_replaces_the_file_atomically(tmp_path):
     path = tmp_path / 'pgbackrest.conf'
-    _target.write_local_file(str(path), b'old\n', UID, GID, 0o600)
+    _files.write_local_file(str(path), b'old\n', UID, GID, 0o600)
     inode = path.stat().st_ino
-    assert _target.write_local_file(str(path), b'new content\n', UID, GID, 0o600) is True
+    assert _files.write_local_file(str(path), b'new content\n', UID, GID, 0o600) is True
     assert path.read_bytes() == b'new content\n'
     assert path.stat().st_ino != inode            # renamed over: a reader sees the old file or the new one
     assert files_in(tmp_path) == ['pgbackrest.conf']
@@ -540,7 +541,7 @@ def test_a_link_planted_under_the_name_is_replaced_not_followed(tmp_path):
     os.chmod(str(victim), 0o640)
     os.symlink(str(victim), str(tmp_path / 'pgbackrest.conf'))
     with pytest.raises(ChronosError) as raised:
-        _target.write_local_file(str(tmp_path / 'pgbackrest.conf'), b'new\n', UID, GID, 0o666 & ~0o002)
+        _files.write_local_file(str(tmp_path / 'pgbackrest.conf'), b'new\n', UID, GID, 0o666 & ~0o002)
     assert raised.value.msg.startswith('pgbackrest.conf is a link: root does not follow links where it writes.')
     assert (victim.read_bytes(), victim.stat().st_mode & 0o777) == (b'root only\n', 0o640)
 
@@ -551,7 +552,7 @@ def test_a_directory_another_user_can_write_is_refused(tmp_path):
     other.mkdir()
     os.chown(str(other), 4321, 4321)
     with pytest.raises(ChronosError) as raised:
-        _target.write_local_file(str(other / 'chronos-v2.json'), b'{}', 0, 0, 0o644)
+        _files.write_local_file(str(other / 'chronos-v2.json'), b'{}', 0, 0, 0o644)
     assert raised.value.msg == ('%s is owned by uid 4321, not root: root does not write where another user can. Remove '
                                 'it (or chown root and chmod go-w it) and run again. Nothing was changed.' % other)
     assert files_in(other) == []
@@ -559,20 +560,20 @@ def test_a_directory_another_user_can_write_is_refused(tmp_path):
     shared.mkdir()
     os.chmod(str(shared), 0o1777)
     with pytest.raises(ChronosError, match='is writable by others'):
-        _target.write_local_file(str(shared / 'x'), b'{}', 0, 0, 0o644)
+        _files.write_local_file(str(shared / 'x'), b'{}', 0, 0, 0o644)
 
 
 def test_a_link_in_the_directory_path_is_refused(tmp_path):
     (tmp_path / 'real').mkdir()
     os.symlink(str(tmp_path / 'real'), str(tmp_path / 'link'))
     with pytest.raises(ChronosError, match='link is a link or not a directory'):
-        _target.write_local_file(str(tmp_path / 'link' / 'x'), b'{}', UID, GID, 0o644)
+        _files.write_local_file(str(tmp_path / 'link' / 'x'), b'{}', UID, GID, 0o644)
     assert files_in(tmp_path / 'real') == []
 
 
 def test_nothing_is_written_world_writable(tmp_path):
     with pytest.raises(ValueError):
-        _target.write_local_file(str(tmp_path / 'x'), b'{}', UID, GID, 0o666)
+        _files.write_local_file(str(tmp_path / 'x'), b'{}', UID, GID, 0o666)
 
 
 def in_place_file(tmp_path, content, mode=0o600):
@@ -593,7 +594,7 @@ def test_in_place_rewrite_keeps_the_inode(tmp_path, old, new):
     """A file bind-mounted into a container on its own: the container keeps the old inode after a rename."""
     path = in_place_file(tmp_path, old)
     inode = path.stat().st_ino
-    assert _target.write_local_file(str(path), new, UID, GID, 0o600, in_place=True) is True
+    assert _files.write_local_file(str(path), new, UID, GID, 0o600, in_place=True) is True
     assert path.read_bytes() == new
     assert (path.stat().st_ino, path.stat().st_mode & 0o7777) == (inode, 0o600)
     assert files_in(tmp_path) == ['pgbackrest.conf']
@@ -608,8 +609,8 @@ def test_in_place_padding_is_a_comment(tmp_path, monkeypatch):
     def truncate(handle, size):
         seen.append(path.read_bytes())
         return real_truncate(handle, size)
-    monkeypatch.setattr(_target.os, 'ftruncate', truncate)
-    _target.write_local_file(str(path), b'[global]\n', UID, GID, 0o600, in_place=True)
+    monkeypatch.setattr(_files.os, 'ftruncate', truncate)
+    _files.write_local_file(str(path), b'[global]\n', UID, GID, 0o600, in_place=True)
     assert seen == [b'[global]\n' + b'\n' + b'#' * 22]
     assert path.read_bytes() == b'[global]\n'
 
@@ -619,7 +620,7 @@ def test_in_place_never_re_modes_the_users_file(tmp_path):
     how, instead of writing secrets into a file others can read."""
     path = in_place_file(tmp_path, b'old\n', mode=0o644)
     with pytest.raises(ChronosError) as raised:
-        _target.write_local_file(str(path), b'new\n', UID, GID, 0o600, in_place=True)
+        _files.write_local_file(str(path), b'new\n', UID, GID, 0o600, in_place=True)
     assert raised.value.msg == (
         '%s is owned by %d:%d with mode 0644; it will hold the repository keys and the cipher passphrase, readable by '
         'pgBackRest alone: run chown %d:%d %s && chmod 0600 %s, then run again. Nothing was changed.' % (
@@ -633,16 +634,16 @@ def test_in_place_never_follows_a_link_or_a_second_name(tmp_path):
     os.chmod(str(victim), 0o600)
     os.symlink(str(victim), str(tmp_path / 'linked.conf'))
     with pytest.raises(ChronosError, match='linked.conf is a link: root does not follow it'):
-        _target.write_local_file(str(tmp_path / 'linked.conf'), b'new\n', UID, GID, 0o600, in_place=True)
+        _files.write_local_file(str(tmp_path / 'linked.conf'), b'new\n', UID, GID, 0o600, in_place=True)
     os.link(str(victim), str(tmp_path / 'hard.conf'))
     with pytest.raises(ChronosError, match='has 2 names'):
-        _target.write_local_file(str(tmp_path / 'hard.conf'), b'new\n', UID, GID, 0o600, in_place=True)
+        _files.write_local_file(str(tmp_path / 'hard.conf'), b'new\n', UID, GID, 0o600, in_place=True)
     assert victim.read_bytes() == b'root only\n'
 
 
 def test_in_place_for_a_new_file_writes_it(tmp_path):
     path = tmp_path / 'pgbackrest.conf'
-    assert _target.write_local_file(str(path), b'x\n', UID, GID, 0o600, in_place=True) is True
+    assert _files.write_local_file(str(path), b'x\n', UID, GID, 0o600, in_place=True) is True
     assert path.read_bytes() == b'x\n'
 
 
@@ -652,8 +653,8 @@ def test_check_mode_writes_nothing(tmp_path, exists):
     if exists:
         path.write_bytes(b'old\n')
         os.chmod(str(path), 0o600)
-    assert _target.write_local_file(str(path), b'new\n', UID, GID, 0o600, check_mode=True) is True
-    assert _target.write_local_file(str(path), b'new\n', UID, GID, 0o600, check_mode=True, in_place=True) is True
+    assert _files.write_local_file(str(path), b'new\n', UID, GID, 0o600, check_mode=True) is True
+    assert _files.write_local_file(str(path), b'new\n', UID, GID, 0o600, check_mode=True, in_place=True) is True
     if exists:
         assert (path.read_bytes(), path.stat().st_mode & 0o7777) == (b'old\n', 0o600)
     else:
@@ -662,8 +663,8 @@ def test_check_mode_writes_nothing(tmp_path, exists):
 
 def test_check_mode_unchanged_is_false(tmp_path):
     path = tmp_path / 'pgbackrest.conf'
-    _target.write_local_file(str(path), b'x\n', UID, GID, 0o600)
-    assert _target.write_local_file(str(path), b'x\n', UID, GID, 0o600, check_mode=True) is False
+    _files.write_local_file(str(path), b'x\n', UID, GID, 0o600)
+    assert _files.write_local_file(str(path), b'x\n', UID, GID, 0o600, check_mode=True) is False
 
 
 def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
@@ -675,7 +676,7 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
         raise OSError(18, 'Invalid cross-device link')
     monkeypatch.setattr(_files.os, 'rename', rename)
     with pytest.raises(OSError):
-        _target.write_local_file(str(path), b'new\n', UID, GID, 0o600)
+        _files.write_local_file(str(path), b'new\n', UID, GID, 0o600)
     monkeypatch.undo()
     assert files_in(tmp_path) == ['pgbackrest.conf']
     assert path.read_bytes() == b'old\n'
@@ -684,7 +685,7 @@ def test_a_failed_write_leaves_no_temporary_file(tmp_path, monkeypatch):
 def test_a_directory_in_the_files_place_is_an_error(tmp_path):
     (tmp_path / 'a-directory').mkdir()
     with pytest.raises(ChronosError, match='a-directory is not a regular file'):
-        _target.write_local_file(str(tmp_path / 'a-directory'), b'x', UID, GID, 0o600)
+        _files.write_local_file(str(tmp_path / 'a-directory'), b'x', UID, GID, 0o600)
 
 
 # --- df ---------------------------------------------------------------------------------------------------------

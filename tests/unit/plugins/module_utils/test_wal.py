@@ -12,7 +12,7 @@ import pytest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _wal
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import parse_lsn
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import fails, fixture_text, ok, waldump
 

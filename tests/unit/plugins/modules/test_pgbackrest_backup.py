@@ -15,7 +15,7 @@ import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_backup
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import (

@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import HostTarget
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import HostTarget
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_config
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import SECRET_ENVIRONMENT, SECRETS, fails, ok, write_cluster

@@ -12,8 +12,8 @@ import os
 
 import pytest
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils import _drill
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import HostTarget
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _places
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import HostTarget
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_drill
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import HISTORY_2, ok, psql_rows, wal_listing
@@ -24,7 +24,7 @@ LIVE = '/var/lib/postgresql/15/main'
 @pytest.fixture(autouse=True)
 def quiet(monkeypatch):
     """Nothing listens on the drill's port; the postgres user is this process's user."""
-    monkeypatch.setattr(_drill, '_port_listening', lambda port: False)
+    monkeypatch.setattr(_places, 'port_listening', lambda port: False)
     monkeypatch.setattr(HostTarget, 'user_ids', lambda self, user: (os.getuid(), os.getgid()))
 
 
@@ -123,7 +123,7 @@ def test_a_drill_on_a_host(run_module, tmp_path):
 def kept_drill(scratch):
     """A drill left running with keep=True: its scratch directory, drill.conf, the cluster in data/."""
     os.makedirs(str(scratch / 'data'))
-    (scratch / 'drill.conf').write_text(_drill.MARKER + '\n')
+    (scratch / 'drill.conf').write_text(_places.MARKER + '\n')
     (scratch / 'data' / 'postmaster.pid').write_text('%d\n' % os.getpid())
 
 

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils import _target
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _errors, _files
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_schedule as schedule
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import REPO, SECRETS, ok
@@ -84,7 +84,7 @@ def test_a_disabled_weekly_job_is_not_scheduled(job):
 ], ids=['hour-24', 'minute-60', 'negative', 'weekday-7', 'every-0', 'every-60', 'drill-hour', 'drill-minute',
         'drill-weekday', 'verify-hour', 'verify-minute', 'both-weekdays'])
 def test_check_schedule_refuses(changes, problems):
-    with pytest.raises(_target.ChronosError) as raised:
+    with pytest.raises(_errors.ChronosError) as raised:
         schedule.check_schedule(dict(PARAMS, **changes))
     assert raised.value.msg == ('Invalid schedule: %s; cron would reject the file and nothing would run. Nothing was '
                                 'changed.' % '; '.join(problems))
@@ -104,8 +104,8 @@ def test_library_files_are_the_module_utils_sources():
     files = schedule.library_files()
     package = os.path.join(schedule.LIBRARY, 'ansible_collections', 'chronos', 'pgbackrest', 'plugins', 'module_utils')
     # Derived from what _jobs imports: the modules' own helpers (_module, _follow, _backup) are not the program's.
-    for module in ('_archiving', '_container', '_drill', '_files', '_jobs', '_lock', '_metrics', '_pgbackrest', '_places',
-                   '_postgres', '_restore', '_target', '_wal'):
+    for module in ('_archiving', '_container', '_drill', '_drivers', '_errors', '_files', '_host', '_jobs', '_lock',
+                   '_metrics', '_pgbackrest', '_places', '_postgres', '_restore', '_target', '_wal'):
         with open(os.path.join(REPO, 'plugins', 'module_utils', module + '.py'), 'rb') as handle:
             assert files.pop(os.path.join(package, module + '.py')) == handle.read(), module
     # What is left: an empty __init__.py for each package level, nothing else.
@@ -154,7 +154,7 @@ def root(tmp_path, monkeypatch):
     def rerooted(real):
         return lambda path, *args, **kwargs: real(rooted(path), *args, **kwargs)
     for name in ('write_local_file', 'make_local_directory', 'remove_local_file'):
-        monkeypatch.setattr(schedule, name, rerooted(getattr(_target, name)))
+        monkeypatch.setattr(schedule, name, rerooted(getattr(_files, name)))
 
     class Path(object):
         def __getattr__(self, name):

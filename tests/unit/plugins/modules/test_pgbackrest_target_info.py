@@ -11,7 +11,7 @@ import os
 
 import pytest
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import HostTarget
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import HostTarget
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_target_info
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import fails, fixture_bytes, ok, psql_rows

@@ -77,11 +77,13 @@ options:
       - On a host, the service that starts and stops PostgreSQL.
     type: str
     default: postgresql
-  container_stop_timeout:
+  stop_timeout:
     description:
-      - In container mode, seconds C(docker stop) waits for PostgreSQL's shutdown before killing it.
+      - Seconds PostgreSQL gets to shut down when a restore or a restart stops it; in container mode, what
+        C(docker stop) waits before killing it.
     type: int
     default: 60
+    aliases: [container_stop_timeout]
 notes:
   - Run the module as root (C(become=true)) or as I(os_user). pgbackrest and psql always run as I(os_user), so the
     files pgBackRest writes (logs, locks, spool) belong to that user. In container mode root is needed for the Docker

@@ -64,13 +64,12 @@ class ContainerTarget(Target):
 
     kind = 'container'
 
-    def __init__(self, name, stop_timeout=60, config_path='/etc/pgbackrest/pgbackrest.conf', client=None, **settings):
+    def __init__(self, name, config_path='/etc/pgbackrest/pgbackrest.conf', client=None, **settings):
         super(ContainerTarget, self).__init__(**settings)
         self.name = name
         self.config_path = config_path
         # Only a restore runs commands while the container is stopped (in a helper); anything else is refused.
         self.helper_when_stopped = False
-        self.stop_timeout = int(stop_timeout)
         self.refuse_remote_engine()
         self.client = client or docker_client()
         try:
@@ -94,7 +93,7 @@ class ContainerTarget(Target):
         return dict((name, value) for name, dummy, value in pairs)
 
     @property
-    def default_superuser(self):
+    def default_pg_user(self):
         # The official image's initdb --username="$POSTGRES_USER": without it the superuser is postgres.
         return self.environment.get('POSTGRES_USER') or 'postgres'
 
@@ -260,7 +259,7 @@ class ContainerTarget(Target):
         stopped - a restarting (crash-looping) or paused container must be stopped before its data is touched."""
         return not self.stopped
 
-    def stop_postgresql(self, pg_path, timeout):
+    def stop_postgresql(self, pg_path):
         """Stop the container whatever its state (running, restarting, paused)."""
         if self.status == 'paused':
             self.record(['docker', 'unpause', self.name])
@@ -563,7 +562,7 @@ class ContainerScratch(object):
             put_file(self.container, path, content, member.uid, member.gid, member.mode)
         copy_outside_mounts(self.live, self.container)
         self.target = ContainerTarget(self.name, client=self.live.client, config_path=self.live.config_path,
-                                      os_user=self.live.os_user, superuser=self.live.superuser,
+                                      os_user=self.live.os_user, pg_user=self.live.pg_user,
                                       pg_port=self.settings.port, socket_path='/tmp', bin_path=self.live.bin_path)
         self.target.executed_commands = self.live.executed_commands
         path = posixpath.normpath(self.settings.path)

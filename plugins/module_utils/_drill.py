@@ -147,7 +147,7 @@ class Drill(object):
                             attempt='read the newest restored transaction')[0][0]
         newest = '' if newest == 'none' else newest
         amcheck = target.run([target.pg_tool('pg_amcheck'), '--install-missing', '-h', target.socket_path, '-p',
-                              str(self.settings.port), '-U', target.superuser, '-d', self.settings.database])
+                              str(self.settings.port), '-U', target.pg_user, '-d', self.settings.database])
         if amcheck.rc != 0:
             raise ChronosError('Restore drill failed: pg_amcheck %s in database %s of the restored copy: %s' % (
                 'found corruption' if amcheck.rc == 2 else 'exited %d' % amcheck.rc, self.settings.database,
@@ -163,7 +163,7 @@ class Drill(object):
                     connect=self.connect_command(target) if self.settings.keep else None)
 
     def connect_command(self, target):
-        return 'psql -h %s -p %d -U %s -d %s' % (target.socket_path, self.settings.port, target.superuser,
+        return 'psql -h %s -p %d -U %s -d %s' % (target.socket_path, self.settings.port, target.pg_user,
                                                  self.settings.database)
 
     def _configure(self, target, data):

@@ -13,11 +13,12 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import Ho
 def make_target(settings):
     """The target settings describe (the modules' shared options, or a scheduled job's settings file): the
     container named by `container`, or this host."""
-    common = dict(os_user=settings.get('os_user') or 'postgres', superuser=settings.get('pg_user') or None,
+    common = dict(os_user=settings.get('os_user') or 'postgres', pg_user=settings.get('pg_user') or None,
                   pg_port=settings.get('pg_port') or 5432,
                   socket_path=settings.get('pg_socket_path') or '/var/run/postgresql',
-                  bin_path=settings.get('pg_bin_path') or None)
+                  bin_path=settings.get('pg_bin_path') or None,
+                  # Settings written before the option was named stop_timeout say container_stop_timeout.
+                  stop_timeout=settings.get('stop_timeout') or settings.get('container_stop_timeout') or 60)
     if settings.get('container'):
-        return ContainerTarget(settings['container'], stop_timeout=settings.get('container_stop_timeout') or 60,
-                               config_path=settings.get('config') or '/etc/pgbackrest/pgbackrest.conf', **common)
-    return HostTarget(service=settings.get('pg_service') or 'postgresql', **common)
+        return ContainerTarget(settings['container'], config_path=settings.get('config') or '/etc/pgbackrest/pgbackrest.conf', **common)
+    return HostTarget(pg_service=settings.get('pg_service') or 'postgresql', **common)

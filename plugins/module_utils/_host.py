@@ -49,9 +49,9 @@ class HostTarget(Target):
 
     kind = 'host'
 
-    def __init__(self, service='postgresql', **settings):
+    def __init__(self, pg_service='postgresql', **settings):
         super(HostTarget, self).__init__(**settings)
-        self.service = service
+        self.pg_service = pg_service
 
     def describe(self):
         return 'this host'
@@ -101,13 +101,13 @@ class HostTarget(Target):
     def postgresql_running(self, pg_path):
         return postmaster_running(pg_path)
 
-    def stop_postgresql(self, pg_path, timeout):
+    def stop_postgresql(self, pg_path):
         self._service('stop')
-        deadline = time.time() + timeout
+        deadline = time.time() + self.stop_timeout
         while postmaster_running(pg_path):
             if time.time() >= deadline:
                 raise ChronosError('PostgreSQL on %s still runs %s s after service %s stop.' % (
-                    pg_path, timeout, self.service))
+                    pg_path, self.stop_timeout, self.pg_service))
             time.sleep(0.5)
 
     def start_postgresql(self):
@@ -128,10 +128,10 @@ class HostTarget(Target):
         return 'host', config
 
     def _service(self, action):
-        done = self.run([_which('service'), self.service, action], user=pwd.getpwuid(os.geteuid()).pw_name)
+        done = self.run([_which('service'), self.pg_service, action], user=pwd.getpwuid(os.geteuid()).pw_name)
         if done.rc != 0:
             raise ChronosError('Unable to %s PostgreSQL: service %s %s exited %s: %s' % (
-                action, self.service, action, done.rc, done.output))
+                action, self.pg_service, action, done.rc, done.output))
 
     def user_ids(self, user):
         try:
@@ -265,7 +265,7 @@ class HostScratch(object):
         _files.make_directory(self.path, uid, gid, 0o700)
         self.created = True
         socket_dir = os.path.join(self.path, 'socket')
-        self.target = HostTarget(os_user=self.live.os_user, superuser=self.live.superuser, pg_port=self.settings.port,
+        self.target = HostTarget(os_user=self.live.os_user, pg_user=self.live.pg_user, pg_port=self.settings.port,
                                  socket_path=socket_dir, bin_path=self.live.bin_path)
         self.target.executed_commands = self.live.executed_commands
         return self.target, os.path.join(self.path, 'data')

@@ -35,7 +35,7 @@ def common_argument_spec():
         pg_socket_path=dict(type='path', default='/var/run/postgresql'),
         pg_bin_path=dict(type='path'),
         pg_service=dict(type='str', default='postgresql'),
-        container_stop_timeout=dict(type='int', default=60),
+        stop_timeout=dict(type='int', default=60, aliases=['container_stop_timeout']),
     )
 
 

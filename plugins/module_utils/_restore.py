@@ -526,7 +526,7 @@ class Restore(object):
                             self.archive_before_stop()
                     elif step == 'stop':
                         target.hold_restart_policy()
-                        target.stop_postgresql(request.pg_path, timeout=120)
+                        target.stop_postgresql(request.pg_path)
                         if 'archive' in steps:
                             self.archive_after_stop()
                     elif step == 'move_aside':
@@ -750,7 +750,7 @@ class Rollback(object):
             for step in plan['steps']:
                 if step == 'stop':
                     target.hold_restart_policy()
-                    target.stop_postgresql(request.pg_path, timeout=120)
+                    target.stop_postgresql(request.pg_path)
                 elif step == 'put_back':
                     kept = self.place.find_kept(plan['kept']['name'])
                     replaced = self.place.put_back(kept, stamp())

@@ -55,13 +55,15 @@ class Target(object):
 
     kind = None
 
-    def __init__(self, os_user='postgres', superuser=None, pg_port=5432, socket_path='/var/run/postgresql',
-                 bin_path=None):
+    def __init__(self, os_user='postgres', pg_user=None, pg_port=5432, socket_path='/var/run/postgresql',
+                 bin_path=None, stop_timeout=60):
         self.os_user = os_user
-        self._superuser = superuser
+        self._pg_user = pg_user
         self.pg_port = int(pg_port)
         self.socket_path = socket_path
         self.bin_path = bin_path
+        # How long stopping PostgreSQL may take: its shutdown, then (in a container) docker stop's kill.
+        self.stop_timeout = int(stop_timeout)
         # Every command run (or, in check mode, planned), as the modules report it.
         self.executed_commands = []
 
@@ -93,7 +95,8 @@ class Target(object):
     def postgresql_running(self, pg_path):
         raise NotImplementedError
 
-    def stop_postgresql(self, pg_path, timeout):
+    def stop_postgresql(self, pg_path):
+        """Stop PostgreSQL, waiting up to stop_timeout (plus docker's kill, in a container)."""
         raise NotImplementedError
 
     def start_postgresql(self):
@@ -104,7 +107,7 @@ class Target(object):
         raise NotImplementedError
 
     @property
-    def default_superuser(self):
+    def default_pg_user(self):
         return 'postgres'
 
     @property
@@ -155,9 +158,9 @@ class Target(object):
 
     # --- shared -----------------------------------------------------------------------------------
     @property
-    def superuser(self):
-        """The PostgreSQL role the collection connects as (pg1-user): as set, or the target's own default."""
-        return self._superuser or self.default_superuser
+    def pg_user(self):
+        """The PostgreSQL superuser the collection connects as (pg1-user): as set, or the target's own default."""
+        return self._pg_user or self.default_pg_user
 
     def record(self, argv, user=None):
         self.executed_commands.append(' '.join(argv))
@@ -176,7 +179,7 @@ class Target(object):
 
     def psql_argv(self, database='postgres', port=None, host=None, user=None):
         return [self.pg_tool('psql'), '-X', '-q', '-t', '--csv', '-v', 'ON_ERROR_STOP=1',
-                '-h', host or self.socket_path, '-p', str(port or self.pg_port), '-U', user or self.superuser,
+                '-h', host or self.socket_path, '-p', str(port or self.pg_port), '-U', user or self.pg_user,
                 '-d', database]
 
     def sql(self, script, database='postgres', variables=None, port=None, host=None, attempt=None):

@@ -128,7 +128,7 @@ def main():
             run.exit(changed=changed, **result)
         apply_archive_settings(target, alter, reload)
         if restart and params['restart']:
-            target.stop_postgresql(params['pg_path'] or target.pgdata or '', timeout=120)
+            target.stop_postgresql(params['pg_path'] or target.pgdata or '')
             target.start_postgresql()
             if not target.wait_until_ready(120):
                 raise ChronosError('PostgreSQL did not accept connections within 120 s of its restart on %s.'

@@ -271,7 +271,7 @@ def main():
         changed = []
         settings = dict((name, params.get(name)) for name in (
             'stanza', 'config', 'binary', 'container', 'os_user', 'pg_user', 'pg_port', 'pg_socket_path', 'pg_bin_path',
-            'pg_service', 'container_stop_timeout', 'pg_path', 'metrics_dir', 'repository', 'log', 'full_weekday'))
+            'pg_service', 'stop_timeout', 'pg_path', 'metrics_dir', 'repository', 'log', 'full_weekday'))
         settings.update(wrapper=params['wrapper_path'], drill=dict(
             (key, value) for key, value in (params['drill'] or {}).items()
             if key in ('path', 'port', 'database', 'query', 'timeout')), installed=installed_files(run))

@@ -87,7 +87,7 @@ target:
     pg_version:
       description: PostgreSQL's major version.
       type: str
-    superuser:
+    pg_user:
       description: The PostgreSQL role the collection connects as (C(pg1-user)).
       type: str
     uid:
@@ -177,12 +177,12 @@ def server_facts(target):
         if 'does not exist' in exc.msg and 'role' in exc.msg:
             raise ChronosError('PostgreSQL on %s has no role %s to connect as: set pgbackrest_pg_user to a superuser '
                                '(in the official postgres image, the container\'s POSTGRES_USER). Nothing was changed.'
-                               % (target.describe(), target.superuser))
+                               % (target.describe(), target.pg_user))
         raise
-    data_directory, version_num, superuser = rows[0]
-    if superuser != 't':
+    data_directory, version_num, is_superuser = rows[0]
+    if is_superuser != 't':
         raise ChronosError('Role %s on %s is not a superuser: pgBackRest and ALTER SYSTEM need one. Set pgbackrest_pg_user '
-                           'to a superuser. Nothing was changed.' % (target.superuser, target.describe()))
+                           'to a superuser. Nothing was changed.' % (target.pg_user, target.describe()))
     return data_directory, str(int(version_num) // 10000)
 
 
@@ -232,7 +232,7 @@ def main():
         archive = archive_facts(target, data_directory, params)
         run.exit(changed=False, target=dict(
             kind=target.kind, name=target.describe(), pg_path=data_directory, pg_version=pg_version,
-            superuser=target.superuser, os_user=target.os_user, uid=uid, gid=gid,
+            pg_user=target.pg_user, os_user=target.os_user, uid=uid, gid=gid,
             pgbackrest_version=pgbackrest_version, compress_types=compress_types(target, binary),
             block_incremental=version_at_least(pgbackrest_version, '2.46'),
             process_max=max(1, (os.cpu_count() or 2) // 2), config_mount=mount, config_host_path=host_path,

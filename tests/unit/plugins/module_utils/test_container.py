@@ -127,12 +127,12 @@ def test_the_local_socket_is_this_host(docker, monkeypatch):
 ])
 def test_default_superuser_is_postgres_user(docker, env, superuser):
     docker.add_container(env=env)
-    assert target(docker).superuser == superuser
+    assert target(docker).pg_user == superuser
 
 
 def test_a_set_superuser_wins(docker):
     docker.add_container(env=['POSTGRES_USER=chronos'])
-    assert target(docker, superuser='admin').superuser == 'admin'
+    assert target(docker, pg_user='admin').pg_user == 'admin'
 
 
 def test_environment_values_may_hold_equal_signs(docker):
@@ -446,7 +446,7 @@ def test_nothing_runs_in_a_restarting_or_paused_container(layout, docker, status
 def test_stop_holds_the_restart_policy_off_and_release_puts_it_back(layout, docker, settings_dir):
     found = target(docker, stop_timeout=30)
     found.hold_restart_policy()
-    found.stop_postgresql(PGDATA, timeout=120)
+    found.stop_postgresql(PGDATA)
     found.start_postgresql()
     assert docker.events[-3:] == [('update', 'chronos-db', {'Name': 'no'}), ('stop', 'chronos-db', 30),
                                   ('start', 'chronos-db')]
@@ -468,7 +468,7 @@ def test_stop_holds_the_restart_policy_off_and_release_puts_it_back(layout, dock
 
 def test_a_paused_container_is_unpaused_then_stopped(layout, docker, settings_dir):
     layout['container'].status = 'paused'
-    target(docker).stop_postgresql(PGDATA, timeout=120)
+    target(docker).stop_postgresql(PGDATA)
     assert [event[0] for event in docker.events[-2:]] == ['unpause', 'stop']
 
 

@@ -346,7 +346,7 @@ def test_container_scratch(live_container, docker, commands):
     assert drill.files == {'/etc/pgbackrest/pgbackrest.conf': (b'[global]\nrepo1-storage-ca-file=/etc/ssl/chronos/ca.crt\n',
                                                                999, 999, 0o600),
                            '/etc/ssl/chronos/ca.crt': (b'CA', 0, 0, 0o644)}
-    assert (target.name, target.superuser, target.pg_port, target.socket_path) == (
+    assert (target.name, target.pg_user, target.pg_port, target.socket_path) == (
         'chronos-db-pgbackrest-drill', 'chronos', 5433, '/tmp')
     assert data == '/var/lib/postgresql/pgbackrest-drill/data'
     assert commands.calls[0]['argv'] == ['install', '-d', '-o', 'postgres', '-m', '0700',

@@ -36,7 +36,7 @@ def settings(tmp_path):
     config.write_text('[global]\narchive-push-queue-max=67108864\n[chronos-v2]\npg1-path=/var/lib/postgresql/15/main\n')
     return dict(stanza='chronos-v2', config=str(config), container=None, os_user='postgres', pg_user=None, pg_port=5432,
                 pg_socket_path='/var/run/postgresql', pg_bin_path='/usr/lib/postgresql/15/bin', pg_service='postgresql',
-                container_stop_timeout=60, pg_path=str(tmp_path / 'pg' / 'main'), metrics_dir=str(metrics),
+                stop_timeout=60, pg_path=str(tmp_path / 'pg' / 'main'), metrics_dir=str(metrics),
                 repository='s3://chronos-backups', log='/var/log/pgbackrest/backup.log', full_weekday=0,
                 wrapper=WRAPPER, drill={'port': 5499})
 

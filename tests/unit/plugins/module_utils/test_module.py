@@ -41,7 +41,7 @@ def test_common_argument_spec():
     assert [name for name, option in sorted(spec.items()) if option.get('no_log')] == [
         'repo_cipher_pass', 'repo_s3_key', 'repo_s3_key_secret']
     assert (spec['os_user']['default'], spec['pg_port']['default'], spec['pg_socket_path']['default'],
-            spec['pg_service']['default'], spec['container_stop_timeout']['default']) == (
+            spec['pg_service']['default'], spec['stop_timeout']['default']) == (
         'postgres', 5432, '/var/run/postgresql', 'postgresql', 60)
 
 
@@ -55,13 +55,13 @@ def test_a_run_builds_target_and_pgbackrest(run_module):
 
     def body(run):
         seen.update(kind=run.target.kind, stanza=run.pgbackrest.stanza, config=run.pgbackrest.config,
-                    binary=run.pgbackrest.binary, environment=run.pgbackrest.environment, superuser=run.target.superuser,
+                    binary=run.pgbackrest.binary, environment=run.pgbackrest.environment, pg_user=run.target.pg_user,
                     check_mode=run.check_mode)
     result = run_module(Module(body), dict(stanza='chronos-v2', config='/etc/pgbackrest/pgbackrest.conf',
                                            binary='/usr/bin/pgbackrest', pg_user='chronos', **SECRETS), check_mode=True)
     assert not result.failed
     assert seen == dict(kind='host', stanza='chronos-v2', config='/etc/pgbackrest/pgbackrest.conf',
-                        binary='/usr/bin/pgbackrest', environment=SECRET_ENVIRONMENT, superuser='chronos',
+                        binary='/usr/bin/pgbackrest', environment=SECRET_ENVIRONMENT, pg_user='chronos',
                         check_mode=True)
     assert result.result['executed_commands'] == []
 

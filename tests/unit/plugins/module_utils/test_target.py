@@ -181,7 +181,7 @@ def test_container_like_targets_use_the_name_on_path():
 # --- SQL ----------------------------------------------------------------------------------------------
 
 def test_psql_argv():
-    target = HostTarget(superuser='chronos', pg_port=5433, socket_path='/tmp/s', bin_path=BIN)
+    target = HostTarget(pg_user='chronos', pg_port=5433, socket_path='/tmp/s', bin_path=BIN)
     assert target.psql_argv('app') == [BIN + '/psql', '-X', '-q', '-t', '--csv', '-v', 'ON_ERROR_STOP=1', '-h', '/tmp/s',
                                        '-p', '5433', '-U', 'chronos', '-d', 'app']
     assert target.psql_argv(port=6000, host='/run/x', user='other')[8:14] == ['/run/x', '-p', '6000', '-U', 'other', '-d']
@@ -276,7 +276,7 @@ def test_wait_until_ready_gives_up(host, commands, clock):
 
 def test_stop_postgresql(host, commands, make_data_dir):
     commands.expect(ok())
-    host.stop_postgresql(make_data_dir(), timeout=120)
+    host.stop_postgresql(make_data_dir())
     assert commands.calls[0]['argv'] == ['/usr/sbin/service', 'postgresql', 'stop']
     # As the user the module runs as (root), not as the PostgreSQL user: only root may stop the service.
     assert commands.calls[0]['user'] == pwd.getpwuid(os.geteuid()).pw_name
@@ -285,7 +285,7 @@ def test_stop_postgresql(host, commands, make_data_dir):
 
 def test_the_service_runs_without_runuser(processes):
     """HostTarget._service goes through _run like any command: as the current user, so without runuser."""
-    HostTarget(service='postgresql@15-main', bin_path='/opt/pg/bin').start_postgresql()
+    HostTarget(pg_service='postgresql@15-main', bin_path='/opt/pg/bin').start_postgresql()
     started = processes.started[0]
     assert started['argv'] == ['/usr/sbin/service', 'postgresql@15-main', 'start']
     assert started['cwd'] == '/'
@@ -299,7 +299,7 @@ def test_stop_postgresql_waits_for_the_postmaster(host, commands, make_data_dir,
             os.unlink(os.path.join(pg_path, 'postmaster.pid'))
     clock.on_sleep = gone
     commands.expect(ok())
-    host.stop_postgresql(pg_path, timeout=120)
+    host.stop_postgresql(pg_path)
     assert clock.slept == [0.5, 0.5, 0.5]
 
 
@@ -307,13 +307,13 @@ def test_stop_postgresql_times_out(host, commands, make_data_dir):
     pg_path = make_data_dir({'postmaster.pid': ('%d\n' % os.getpid()).encode()})
     commands.expect(ok())
     with pytest.raises(ChronosError, match=r'^PostgreSQL on %s still runs 2 s after service postgresql stop.$' % pg_path):
-        host.stop_postgresql(pg_path, timeout=2)
+        HostTarget(stop_timeout=2).stop_postgresql(pg_path)
 
 
 def test_service_failure(commands):
     commands.expect(fails(1, b'Job for postgresql.service failed.\n'))
     with pytest.raises(ChronosError) as raised:
-        HostTarget(service='postgresql@15-main').start_postgresql()
+        HostTarget(pg_service='postgresql@15-main').start_postgresql()
     assert raised.value.msg == ('Unable to start PostgreSQL: service postgresql@15-main start exited 1: Job for '
                                 'postgresql.service failed.')
 
@@ -447,8 +447,8 @@ def test_host_data_place_is_the_real_directory(tmp_path):
 
 
 def test_superuser_default_and_set():
-    assert HostTarget().superuser == 'postgres'
-    assert HostTarget(superuser='chronos').superuser == 'chronos'
+    assert HostTarget().pg_user == 'postgres'
+    assert HostTarget(pg_user='chronos').pg_user == 'chronos'
 
 
 def test_settings_path_reads_the_directory_when_called(settings_dir):
@@ -460,22 +460,27 @@ def test_settings_path_reads_the_directory_when_called(settings_dir):
 def test_make_target_host_defaults():
     target = _drivers.make_target(dict(stanza='s', os_user=None, pg_user=None, pg_port=None))
     assert isinstance(target, HostTarget)
-    assert (target.os_user, target.superuser, target.pg_port, target.socket_path, target.bin_path, target.service) == (
+    assert (target.os_user, target.pg_user, target.pg_port, target.socket_path, target.bin_path, target.pg_service) == (
         'postgres', 'postgres', 5432, '/var/run/postgresql', None, 'postgresql')
 
 
 def test_make_target_host_settings():
     target = _drivers.make_target(dict(os_user='pg', pg_user='chronos', pg_port='5433', pg_socket_path='/tmp',
                                       pg_bin_path='/opt/pg/bin', pg_service='postgresql@16-main'))
-    assert (target.os_user, target.superuser, target.pg_port, target.socket_path, target.bin_path, target.service) == (
+    assert (target.os_user, target.pg_user, target.pg_port, target.socket_path, target.bin_path, target.pg_service) == (
         'pg', 'chronos', 5433, '/tmp', '/opt/pg/bin', 'postgresql@16-main')
+
+
+def test_make_target_host_stop_timeout_old_and_new_name():
+    assert _drivers.make_target(dict(stop_timeout=15)).stop_timeout == 15
+    assert _drivers.make_target(dict(container_stop_timeout=25)).stop_timeout == 25
 
 
 def test_make_target_container(docker):
     docker.add_container(env=['POSTGRES_USER=chronos', 'PGDATA=/var/lib/postgresql/data'])
     target = _drivers.make_target(dict(container='chronos-db', container_stop_timeout=30, config='/etc/pgbr.conf',
                                       pg_port=5432))
-    assert (target.kind, target.name, target.stop_timeout, target.config_path, target.superuser) == (
+    assert (target.kind, target.name, target.stop_timeout, target.config_path, target.pg_user) == (
         'container', 'chronos-db', 30, '/etc/pgbr.conf', 'chronos')
 
 

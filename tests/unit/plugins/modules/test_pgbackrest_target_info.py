@@ -60,7 +60,7 @@ def test_host_facts(run_module):
         'async_reason': "PostgreSQL is not PID 1 of this host: the process asynchronous archive-push "
                         "detaches is reaped by PID 1, not by PostgreSQL",
         'queue_max_reason': 'a quarter of the 252 GiB filesystem that holds pg_wal'}
-    assert target == dict(kind='host', name='this host', pg_path=DATA, pg_version='15', superuser='postgres',
+    assert target == dict(kind='host', name='this host', pg_path=DATA, pg_version='15', pg_user='postgres',
                           os_user='postgres', uid=101, gid=104, pgbackrest_version='2.45',
                           compress_types=['zst', 'lz4', 'gz'], block_incremental=False, config_mount='host',
                           config_host_path=CONFIG)
@@ -160,7 +160,7 @@ def test_container_facts_with_the_configuration_mounted_alone(run_module, docker
     assert target['archive']['async_reason'] == (
         "PostgreSQL is PID 1 of container 'chronos-db': the process asynchronous archive-push detaches would be reaped "
         "by PostgreSQL, which takes its failure for a crash and restarts")
-    assert (target['kind'], target['name'], target['pg_version'], target['superuser'], target['uid'], target['gid']) == (
+    assert (target['kind'], target['name'], target['pg_version'], target['pg_user'], target['uid'], target['gid']) == (
         'container', "container 'chronos-db'", '17', 'chronos', 999, 999)
     assert (target['config_mount'], target['config_host_path']) == ('file', str(conf))
     assert (target['pgbackrest_version'], target['block_incremental'], target['compress_types']) == (

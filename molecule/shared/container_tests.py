@@ -93,8 +93,8 @@ def test_the_guides_commands_work_verbatim(db):
 
 @pytest.mark.parametrize("kind", ["full", "diff"])
 def test_the_cron_lines_run_as_cron_runs_them_make_a_backup_and_its_metrics(managed, kind):
-    line = [fields for fields in cron_lines(managed) if " backup %s " % kind in fields[6]]
-    assert len(line) == 1 and line[0][:2] == ["0", "2"] and line[0][5] == "root"
+    line = [fields for fields in cron_lines(managed) if fields[6].endswith(" backup")]
+    assert len(line) == 1 and line[0][:5] == ["0", "2", "*", "*", "*"] and line[0][5] == "root"
     before = labels()
     logged = os.path.getsize(CRON_LOG) if os.path.exists(CRON_LOG) else 0
     result = run_as_cron(managed, "backup %s" % kind)

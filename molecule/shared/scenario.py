@@ -219,11 +219,14 @@ def cron_lines(managed_host, stanza=STANZA):
 
 
 def cron_command(managed_host, job, stanza=STANZA):
-    """The command of the cron line that runs `chronos-pgbackrest ... <job>`, e.g. 'metrics' or 'backup diff'."""
+    """The command of the cron line that runs `chronos-pgbackrest ... <job>`, e.g. 'metrics' or 'backup'. With more
+    words ('backup diff'), the line of the first with the rest added, as one runs it by hand: cron's backup line takes
+    the day's type."""
+    words = job.split(None, 1)
     for fields in cron_lines(managed_host, stanza):
-        if re.search(r" %s( |$)" % re.escape(job), fields[6]):
-            return fields[6]
-    raise AssertionError("no cron line runs '%s' for stanza %s" % (job, stanza))
+        if fields[6].endswith(" " + words[0]):
+            return " ".join([fields[6]] + words[1:])
+    raise AssertionError("no cron line runs '%s' for stanza %s" % (words[0], stanza))
 
 
 def run_as_cron(managed_host, job, environment=None, faketime=None, stanza=STANZA):

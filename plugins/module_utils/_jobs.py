@@ -4,7 +4,8 @@
 """The scheduled jobs: one program, `chronos-pgbackrest`, on the managed host (the database host, or the
 Docker host of the PostgreSQL container), run by cron as root:
 
-    chronos-pgbackrest --stanza chronos-v2 backup [full|diff|incr]   the backup wrapper on the target, then metrics
+    chronos-pgbackrest --stanza chronos-v2 backup [full|diff|incr]   a backup (the schedule's type for today unless
+                                                                     given) and its metrics: _backup
     chronos-pgbackrest --stanza chronos-v2 metrics                   refresh the status metrics
     chronos-pgbackrest --stanza chronos-v2 drill [--target TIME]     the restore drill
     chronos-pgbackrest --stanza chronos-v2 verify                    pgbackrest verify, and its metrics
@@ -12,8 +13,9 @@ Docker host of the PostgreSQL container), run by cron as root:
 
 It reads /etc/chronos-pgbackrest/<stanza>.json, written by the pgbackrest_schedule module (no secrets: those
 stay in pgbackrest.conf), and is built on the same module_utils as the modules, which the module installs
-beside it. In container mode it only execs pgbackrest, psql and the wrapper in the container: the container
-needs no Python.
+beside it. In container mode it only execs pgbackrest, psql and a few tools in the container: the container
+needs no Python. The backup wrapper it installs there is for people at a shell in the container; the jobs do not
+run it.
 """
 
 from __future__ import absolute_import, division, print_function
@@ -27,6 +29,8 @@ import time
 from datetime import datetime, timezone
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files, _metrics
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._backup import (
+    EXIT_BUSY, EXIT_REFUSED, scheduled_type, summary, take_backup)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import Drill, Settings
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRest, parse_error, parse_verify
@@ -35,10 +39,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import (
     put_back, SETTINGS_DIRECTORY, settings_path)
 
-# Exit codes: the wrapper's (pgBackRest's error code on failure), and these.
+# Exit codes: pgBackRest's error code when a backup fails, _backup's busy (75) and refused (3), and usage.
 EXIT_USAGE = 2
-EXIT_REFUSED = 3
-EXIT_BUSY = 75
 # pgbackrest_verify_status (the verify job exits 0, 1, or EXIT_REFUSED when it could not run).
 VERIFY_OK, VERIFY_PROBLEMS, VERIFY_FAILED = 0, 1, 2
 
@@ -88,45 +90,41 @@ class Job(object):
                 self.target.describe(), getattr(exc, 'msg', exc)), sys.stderr)
 
     def backup(self, backup_type=None):
-        if not backup_type:
-            full_day = int(self.settings.get('full_weekday', 0))
-            backup_type = 'full' if int(datetime.now().strftime('%w')) == full_day else 'diff'
-        # The stanza lock only: the wrapper takes the configuration's lock itself (_lock).
+        """pgbackrest backup through _backup.take_backup, as the module takes it: the type the schedule gives for today
+        unless one is given, both locks (busy: 75), the run recorded in the metrics."""
+        backup_type = backup_type or scheduled_type(self.settings.get('full_weekday', 0))
         try:
-            lock = StanzaLock(self.stanza, 'scheduled %s backup' % backup_type).__enter__()
+            target, pgbackrest = self.target, self.pgbackrest
+            self.put_back()
+            say(self.stanza, 'starting a %s backup' % backup_type)
+            outcome = take_backup(target, pgbackrest, backup_type, 'scheduled', self.settings.get('metrics_dir'))
         except StanzaLock.Busy as exc:
             say(self.stanza, 'not starting a %s backup: %s' % (backup_type, exc.msg), sys.stderr)
             return EXIT_BUSY
         except ChronosError as exc:
-            now = time.time()
-            say(self.stanza, '%s backup REFUSED: %s' % (backup_type, exc.msg), sys.stderr)
-            if self.settings.get('metrics_dir'):
-                _metrics.write_run(self.settings['metrics_dir'], self.stanza, backup_type, EXIT_REFUSED, now, now)
-            return EXIT_REFUSED
-        try:
-            self.put_back()
-            say(self.stanza, 'starting a %s backup (%s)' % (backup_type, self.settings['wrapper']))
-            start = time.time()
-            try:
-                done = self.target.run([self.settings['wrapper'], backup_type])
-                rc, output = done.rc, done.stdout + done.stderr
-            except ChronosError as exc:
-                rc, output = 1, exc.msg
-            end = time.time()
-            sys.stdout.write(output if output.endswith('\n') or not output else output + '\n')
-            if rc == 0:
-                say(self.stanza, '%s backup succeeded in %d s' % (backup_type, end - start))
-            else:
-                code = parse_error(output, '')[0]
-                say(self.stanza, '%s backup FAILED with exit code %s%s (%s); see %s' % (
-                    backup_type, rc, ', pgBackRest error %s' % code if code else '',
-                    self.settings.get('repository', 'the repository'), self.settings.get('log', 'the log')), sys.stderr)
-            if rc != EXIT_BUSY and self.settings.get('metrics_dir'):
-                _metrics.write_run(self.settings['metrics_dir'], self.stanza, backup_type, rc, start, end)
-        finally:
-            lock.__exit__(None, None, None)
-        self.metrics()
-        return rc
+            refused = exc.extra.get('refused')
+            say(self.stanza, '%s backup %s: %s' % (backup_type, 'REFUSED' if refused else 'FAILED', exc.msg), sys.stderr)
+            if not refused and self.settings.get('metrics_dir'):
+                # Docker or the container gone, the repository unreadable before the backup began: a failed run.
+                stamp = time.time()
+                _metrics.write_run(self.settings['metrics_dir'], self.stanza, backup_type, 1, stamp, stamp)
+            if not refused:
+                self.metrics()
+            return EXIT_REFUSED if refused else 1
+        done = outcome.done
+        if outcome.busy:
+            say(self.stanza, 'not starting a %s backup: another pgBackRest backup of the stanza runs (%s)'
+                % (backup_type, done.stderr.strip()), sys.stderr)
+        elif done.rc == 0:
+            say(self.stanza, '%s backup succeeded in %d s: %s' % (backup_type, outcome.end - outcome.start,
+                                                                  summary(outcome.backup, False)))
+        else:
+            code = parse_error(done.stdout, done.stderr)[0]
+            sys.stderr.write(done.output if done.output.endswith('\n') or not done.output else done.output + '\n')
+            say(self.stanza, '%s backup FAILED with exit code %s%s (%s); see %s' % (
+                backup_type, done.rc, ', pgBackRest error %s' % code if code else '',
+                self.settings.get('repository', 'the repository'), self.settings.get('log', 'the log')), sys.stderr)
+        return outcome.exit_code
 
     def metrics(self):
         if not self.settings.get('metrics_dir'):
@@ -225,7 +223,8 @@ def main(argv=None):
     parser.add_argument('--log', help='append what the job prints to this file (cron\'s log), opened by the job itself: '
                                       'never through a link, in a directory root alone can write')
     commands = parser.add_subparsers(dest='command')
-    backup = commands.add_parser('backup', help='back up through the wrapper, then refresh the metrics')
+    backup = commands.add_parser('backup', help='a backup (without a type, the one the schedule takes today), then '
+                                                'the metrics')
     backup.add_argument('type', nargs='?', choices=['full', 'diff', 'incr'])
     commands.add_parser('metrics', help='refresh the status metrics')
     commands.add_parser('verify', help='pgbackrest verify, and its metrics')

@@ -141,16 +141,13 @@ executed_commands:
   elements: str
 '''
 
-import time
-
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._backup import backup_progress, summary, with_duration
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._backup import (
+    backup_options, backup_progress, summary, take_backup, with_duration)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
-    BACKUP_COVERS, LOCK_ERROR, PgBackRestError, newest_backup, now, parse_duration, parse_error)
+    BACKUP_COVERS, PgBackRestError, newest_backup, now, parse_duration)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
-
-LOCK_POLL_SECONDS = 5
 
 
 def main():
@@ -185,34 +182,15 @@ def main():
             fresh = with_duration(fresh)
             run.exit(changed=False, reused=True, backup=fresh, summary=summary(fresh, True))
 
-        # At detail level pgBackRest logs each file with the share of the backup done so far: progress reads it.
-        options = ['--type=%s' % backup_type, '--log-level-file=detail']
         if run.check_mode:
-            pgbackrest.plan('backup', *options)
+            pgbackrest.plan('backup', *backup_options(backup_type))
             run.exit(changed=True, reused=False, backup=None)
 
-        before = set(backup['label'] for backup in stanza['backups'])
-        with pgbackrest.lock('%s backup (pgbackrest_backup)' % backup_type,
-                             wait=lock_timeout if params['wait_for_lock'] else 0):
-            started = deadline = now()
-            deadline += lock_timeout
-            while True:
-                done = pgbackrest.execute('backup', *options)
-                if done.rc == 0 or not (parse_error(done.stdout, done.stderr)[0] == LOCK_ERROR
-                                        and params['wait_for_lock'] and now() < deadline):
-                    break
-                time.sleep(LOCK_POLL_SECONDS)
-            # A backup that found another one running did not run: it is not a failed run (as the scheduled job's 75).
-            if params['metrics_dir'] and parse_error(done.stdout, done.stderr)[0] != LOCK_ERROR:
-                _metrics.write_run(params['metrics_dir'], pgbackrest.stanza, backup_type, done.rc, started, now())
-                _metrics.refresh(run.target, pgbackrest, params['metrics_dir'])
-        if done.rc != 0:
-            raise PgBackRestError('take a %s backup of stanza %s' % (backup_type, pgbackrest.stanza), done)
-        made = [backup for backup in pgbackrest.stanza_info()['backups'] if backup['label'] not in before]
-        if not made:
-            run.fail('pgbackrest backup succeeded, yet pgbackrest info lists no new backup.')
-        backup = with_duration(made[-1])
-        run.exit(changed=True, reused=False, backup=backup, summary=summary(backup, False))
+        outcome = take_backup(run.target, pgbackrest, backup_type, 'pgbackrest_backup', params['metrics_dir'],
+                              wait=lock_timeout if params['wait_for_lock'] else 0)
+        if outcome.done.rc != 0:
+            raise PgBackRestError('take a %s backup of stanza %s' % (backup_type, pgbackrest.stanza), outcome.done)
+        run.exit(changed=True, reused=False, backup=outcome.backup, summary=summary(outcome.backup, False))
 
 
 if __name__ == '__main__':

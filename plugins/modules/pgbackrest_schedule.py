@@ -61,7 +61,8 @@ options:
     default: 0
   full_weekday:
     description:
-      - Day of the full backup, 0 (Sunday) to 6; differential backups run the other days.
+      - Day of the full backup, 0 (Sunday) to 6; differential backups run the other days. One cron line runs the
+        backup every day; the job takes the day's type.
     type: int
     default: 0
   metrics_dir:
@@ -86,9 +87,9 @@ options:
     default: the repository
   log:
     description:
-      - The wrapper's log on the target, named in failure messages.
+      - pgBackRest's backup log on the target, named in failure messages; C(/var/log/pgbackrest/<stanza>-backup.log)
+        when not set.
     type: str
-    default: /var/log/pgbackrest/backup.log
   ca_cert:
     description:
       - The repository's CA certificate (PEM), which the jobs put back at I(ca_path) on the target when it is missing
@@ -206,11 +207,11 @@ def library_files():
 def cron_text(params, stanza):
     # The job opens its log itself (no shell redirection, which would follow a link planted there as root).
     program = '%s --stanza %s --log %s' % (PROGRAM, stanza, params['cron_log'])
-    days = ','.join(str(day) for day in range(7) if day != params['full_weekday'])
+    # One backup line: the job takes the type the schedule gives for the day (_backup.scheduled_type), full on
+    # full_weekday, written into its settings.
     lines = ['# Scheduled pgBackRest jobs of stanza %s; written by chronos.pgbackrest (pgbackrest_schedule).' % stanza,
              'SHELL=/bin/sh', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-             '%d %d * * %d root %s backup full' % (params['minute'], params['hour'], params['full_weekday'], program),
-             '%d %d * * %s root %s backup diff' % (params['minute'], params['hour'], days, program)]
+             '%d %d * * * root %s backup' % (params['minute'], params['hour'], program)]
     if params['metrics_dir']:
         lines.append('*/%d * * * * root %s metrics' % (params['metrics_every'], program))
     for job, hour in (('verify', 4), ('drill', 5)):
@@ -259,7 +260,7 @@ def main():
         metrics_every=dict(type='int', default=5),
         cron_log=dict(type='path', default='/var/log/chronos-backup-cron.log'),
         repository=dict(type='str', default='the repository'),
-        log=dict(type='str', default='/var/log/pgbackrest/backup.log'),
+        log=dict(type='str'),
         verify=dict(type='dict', default={}),
         drill=dict(type='dict', default={}),
         ca_cert=dict(type='str'),
@@ -272,7 +273,8 @@ def main():
         settings = dict((name, params.get(name)) for name in (
             'stanza', 'config', 'binary', 'container', 'os_user', 'pg_user', 'pg_port', 'pg_socket_path', 'pg_bin_path',
             'pg_service', 'stop_timeout', 'pg_path', 'metrics_dir', 'repository', 'log', 'full_weekday'))
-        settings.update(wrapper=params['wrapper_path'], drill=dict(
+        settings.update(log=params['log'] or '/var/log/pgbackrest/%s-backup.log' % stanza,
+                        wrapper=params['wrapper_path'], drill=dict(
             (key, value) for key, value in (params['drill'] or {}).items()
             if key in ('path', 'port', 'database', 'query', 'timeout')), installed=installed_files(run))
         interpreter = '/usr/bin/python3' if os.path.exists('/usr/bin/python3') else sys.executable

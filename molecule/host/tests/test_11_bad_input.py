@@ -51,7 +51,7 @@ def test_a_stanza_name_with_a_dot_gets_a_cron_file_cron_reads(managed):
     try:
         # Debian's cron skips files in /etc/cron.d whose names hold a dot.
         assert managed.file("/etc/cron.d/pgbackrest-chronos_v3").exists
-        assert "--stanza chronos.v3 backup diff" in managed.file("/etc/cron.d/pgbackrest-chronos_v3").content_string
+        assert "--stanza chronos.v3 --log /var/log/chronos-backup-cron.log backup\n" in managed.file("/etc/cron.d/pgbackrest-chronos_v3").content_string
         assert not managed.file("/etc/cron.d/pgbackrest-chronos.v3").exists
     finally:
         managed.run("rm -f /etc/cron.d/pgbackrest-chronos_v3 /etc/chronos-pgbackrest/chronos.v3.json")

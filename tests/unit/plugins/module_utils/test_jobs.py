@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 # Copyright: Contributors to the chronos.pgbackrest collection
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
-"""plugins/module_utils/_jobs.py, the chronos-pgbackrest program cron runs: backups through the wrapper, the
+"""plugins/module_utils/_jobs.py, the chronos-pgbackrest program cron runs: backups as the module takes them, the
 metrics it leaves (parsed back from tmp_path), the stanza lock, the drill's exit codes, pgbackrest verify, and the
 command line."""
 
@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils import _jobs, _metrics
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _backup, _jobs, _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
@@ -37,7 +37,7 @@ def settings(tmp_path):
     return dict(stanza='chronos-v2', config=str(config), container=None, os_user='postgres', pg_user=None, pg_port=5432,
                 pg_socket_path='/var/run/postgresql', pg_bin_path='/usr/lib/postgresql/15/bin', pg_service='postgresql',
                 stop_timeout=60, pg_path=str(tmp_path / 'pg' / 'main'), metrics_dir=str(metrics),
-                repository='s3://chronos-backups', log='/var/log/pgbackrest/backup.log', full_weekday=0,
+                repository='s3://chronos-backups', log='/var/log/pgbackrest/chronos-v2-backup.log', full_weekday=0,
                 wrapper=WRAPPER, drill={'port': 5499})
 
 
@@ -51,33 +51,49 @@ def sample(found, name, **labels):
 
 # --- backup ------------------------------------------------------------------------------------------------
 
-def test_backup_through_the_wrapper_then_metrics(settings, commands, capsys):
-    commands.expect(ok(b'wrapper output\n'), *status_refresh())
-    assert _jobs.Job(settings).backup('full') == 0
-    assert commands.calls[0]['argv'] == [WRAPPER, 'full']
-    assert commands.calls[0]['user'] == 'postgres'
-    assert commands.names[1:] == ['version', 'info', 'psql', 'psql', 'df', 'repo-ls', 'repo-ls']
+def backup_argv(backup_type):
+    """The end of pgbackrest backup's command line (the settings' --config comes before)."""
+    return ['--type=%s' % backup_type, '--log-level-file=detail', 'backup']
+
+
+def test_backup_as_the_module_takes_it_then_metrics(settings, commands, capsys):
+    """pgbackrest backup itself as pgBackRest's user (not the wrapper), the new backup read back, then the metrics."""
+    commands.expect(ok('info-one-full.json'), ok(), ok('info-after-diff.json'), *status_refresh())
+    assert _jobs.Job(settings).backup('diff') == 0
+    assert commands.calls[1]['argv'][-3:] == backup_argv('diff')
+    assert commands.calls[1]['user'] == 'postgres'
+    assert commands.names == ['info', 'backup', 'info', 'version', 'info', 'psql', 'psql', 'df', 'repo-ls', 'repo-ls']
     runs = _metrics.read_runs(settings['metrics_dir'], 'chronos-v2')
-    assert runs['full']['exit_code'] == 0
+    assert runs['diff']['exit_code'] == 0
     assert sample(samples(settings, 'status'), 'pgbackrest_exporter_status') == 1
     out = capsys.readouterr().out
-    assert 'chronos-v2: starting a full backup (%s)' % WRAPPER in out and 'wrapper output\n' in out
-    assert 'full backup succeeded in 0 s' in out
+    assert 'chronos-v2: starting a diff backup\n' in out
+    assert 'diff backup succeeded in 0 s: Took diff backup 20261124-092311F_20261124-092445D (prior 20261124-092311F)' \
+        in out
 
 
-def test_a_failing_wrapper_passes_its_exit_code_on(settings, commands, captured_bytes, capsys):
-    commands.expect(fails(50, 'backup-locked.err'), *status_refresh())
-    assert _jobs.Job(settings).backup('diff') == 50
-    assert _metrics.read_runs(settings['metrics_dir'], 'chronos-v2')['diff']['exit_code'] == 50
-    assert sample(samples(settings, 'runs'), 'pgbackrest_backup_run_exit_code', backup_type='diff') == 50
+def test_a_failing_backup_passes_pgbackrests_exit_code_on(settings, commands, capsys):
+    commands.expect(ok('info-one-full.json'), fails(87, 'backup-archive-off.err'), *status_refresh())
+    assert _jobs.Job(settings).backup('diff') == 87
+    assert _metrics.read_runs(settings['metrics_dir'], 'chronos-v2')['diff']['exit_code'] == 87
+    assert sample(samples(settings, 'runs'), 'pgbackrest_backup_run_exit_code', backup_type='diff') == 87
     err = capsys.readouterr().err
-    assert ('diff backup FAILED with exit code 50, pgBackRest error 50 (s3://chronos-backups); see '
-            '/var/log/pgbackrest/backup.log') in err
+    assert 'archive_mode must be enabled' in err
+    assert ('diff backup FAILED with exit code 87, pgBackRest error 87 (s3://chronos-backups); see '
+            '/var/log/pgbackrest/chronos-v2-backup.log') in err
+
+
+def test_an_unreadable_repository_still_tries_the_backup(settings, commands, capsys):
+    """pgbackrest info fails before the backup (S3 down): the backup runs all the same and its own error code is
+    what the metrics record."""
+    commands.expect(fails(82, 'info-unreachable.err'), fails(82, 'info-unreachable.err'), *status_refresh())
+    assert _jobs.Job(settings).backup('full') == 82
+    assert _metrics.read_runs(settings['metrics_dir'], 'chronos-v2')['full']['exit_code'] == 82
 
 
 def test_a_failure_keeps_the_last_success(settings, commands):
-    commands.expect(ok(), *status_refresh())
-    commands.expect(fails(87, 'backup-archive-off.err'), *status_refresh())
+    commands.expect(ok('info-one-full.json'), ok(), ok('info-after-diff.json'), *status_refresh())
+    commands.expect(ok('info-one-full.json'), fails(87, 'backup-archive-off.err'), *status_refresh())
     _jobs.Job(settings).backup('full')
     _jobs.Job(settings).backup('full')
     run = _metrics.read_runs(settings['metrics_dir'], 'chronos-v2')['full']
@@ -120,15 +136,17 @@ def test_the_metrics_say_how_long_the_stanza_lock_is_held(settings, commands, cl
     assert sample(samples(settings, 'status'), 'pgbackrest_lock_held_seconds') == 9000
 
 
-def test_a_busy_wrapper_records_no_run(settings, commands):
-    """The wrapper's own 75 (it found the stanza busy): not a run of the schedule, but the status is refreshed."""
-    commands.expect(fails(75, b'busy\n'), *status_refresh())
+def test_another_pgbackrest_backup_running_records_no_run(settings, commands, capsys):
+    """pgBackRest's own lock held (a backup started by hand with pgbackrest itself): busy, not a run of the schedule;
+    the status is refreshed."""
+    commands.expect(ok('info-one-full.json'), fails(50, 'backup-locked.err'), *status_refresh())
     assert _jobs.Job(settings).backup('incr') == 75
     assert _metrics.read_runs(settings['metrics_dir'], 'chronos-v2') == {}
     assert sample(samples(settings, 'status'), 'pgbackrest_exporter_status') == 1
+    assert 'not starting a incr backup: another pgBackRest backup of the stanza runs' in capsys.readouterr().err
 
 
-def test_a_wrapper_that_cannot_run_is_exit_1(settings, commands, monkeypatch):
+def test_a_backup_that_cannot_run_is_exit_1(settings, commands, monkeypatch):
     def refuse(self, argv, user, env, stdin):
         raise ChronosError("Container 'chronos-db' is not running (status: exited)")
     monkeypatch.setattr(_jobs.make_target(settings).__class__, '_run', refuse)
@@ -139,9 +157,9 @@ def test_a_wrapper_that_cannot_run_is_exit_1(settings, commands, monkeypatch):
 
 def test_without_metrics_directory_nothing_is_written(settings, commands):
     settings['metrics_dir'] = None
-    commands.expect(ok())
+    commands.expect(ok('info-one-full.json'), ok(), ok('info-after-diff.json'))
     assert _jobs.Job(settings).backup('full') == 0
-    assert commands.names == ['pgbackrest-backup.sh']
+    assert commands.names == ['info', 'backup', 'info']
 
 
 class On(datetime):
@@ -159,11 +177,11 @@ class On(datetime):
 def test_the_type_follows_the_full_weekday(settings, commands, monkeypatch, weekday, full_weekday, backup_type):
     assert On(2026, 11, 29).strftime('%w') == '0'
     monkeypatch.setattr(On, 'weekday_wanted', weekday)
-    monkeypatch.setattr(_jobs, 'datetime', On)
+    monkeypatch.setattr(_backup, 'datetime', On)
     settings.update(full_weekday=full_weekday, metrics_dir=None)
-    commands.expect(ok())
+    commands.expect(ok('info-one-full.json'), ok(), ok('info-after-diff.json'))
     _jobs.Job(settings).backup()
-    assert commands.calls[0]['argv'] == [WRAPPER, backup_type]
+    assert commands.calls[1]['argv'][-3:] == backup_argv(backup_type)
 
 
 # --- metrics --------------------------------------------------------------------------------------------
@@ -242,11 +260,11 @@ def test_a_recreated_container_gets_back_what_the_collection_put_in_it(settings,
     container. The next job puts the wrapper and the CA file back before it runs anything, and says so."""
     container = docker.add_container(env=['PGDATA=/var/lib/postgresql/data'])
     settings.update(container='chronos-db', installed=INSTALLED)
-    commands.expect(ok(b'backed up\n'), *status_refresh())
+    commands.expect(ok('info-one-full.json'), ok(), ok('info-after-diff.json'), *status_refresh())
     assert _jobs.Job(settings).backup('diff') == 0
     assert container.files[WRAPPER] == (b'#!/usr/bin/env bash\necho backup\n', 0, 0, 0o755)
     assert container.files['/etc/pgbackrest/repo1-ca.crt'] == (b'-----BEGIN CERTIFICATE-----\n', 0, 999, 0o644)
-    # Put back before the backup ran: the wrapper's exec came after the archive API's writes.
+    # Put back before the backup ran: pgBackRest's exec came after the archive API's writes.
     assert docker.events[:2] == [('put_archive', 'chronos-db', WRAPPER),
                                  ('put_archive', 'chronos-db', '/etc/pgbackrest/repo1-ca.crt')]
     out = capsys.readouterr().out
@@ -415,9 +433,9 @@ def test_usage(argv, capsys):
 
 
 def test_main_backup(settings_file, commands):
-    commands.expect(ok(), *status_refresh())
+    commands.expect(ok('info-one-full.json'), ok(), ok('info-after-diff.json'), *status_refresh())
     assert _jobs.main(['--settings', settings_file, 'backup', 'incr']) == 0
-    assert commands.calls[0]['argv'] == [WRAPPER, 'incr']
+    assert commands.calls[1]['argv'][-3:] == backup_argv('incr')
 
 
 def test_main_metrics(settings_file, commands):

@@ -13,7 +13,7 @@ import json
 
 import pytest
 
-from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _backup, _metrics
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_backup
@@ -100,13 +100,14 @@ def test_runs_and_returns_the_new_backup(run_module, clock, args):
     clock.now = D1_STOP + 120
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', **args), [
         ok('info-full-diff-incr.json'),
+        ok('info-full-diff-incr.json'),
         ok(),
         ok('info-after-diff.json'),
     ])
     assert not run.failed, run.msg
     assert (run.result['changed'], run.result['reused']) == (True, False)
-    assert run.commands == ['info', 'backup', 'info']
-    assert run.calls[1]['argv'] == backup_argv('diff')
+    assert run.commands == ['info', 'info', 'backup', 'info']
+    assert run.calls[2]['argv'] == backup_argv('diff')
     backup = run.result['backup']
     assert (backup['label'], backup['type'], backup['prior']) == (D2, 'diff', '20261124-092311F')
     assert (backup['duration'], backup['stop_time']) == (2, '2026-11-24 09:24:47+00')
@@ -129,20 +130,20 @@ def test_check_mode_plans_the_backup(run_module):
 ])
 def test_failure_names_the_part(run_module, rc, name, code, part, in_msg):
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='full'),
-                     [ok('info-one-full.json'), fails(rc, name)])
+                     [ok('info-one-full.json'), ok('info-one-full.json'), fails(rc, name)])
     assert run.failed
     assert (run.result['error_code'], run.result['failed_part'], run.result['rc']) == (code, part, rc)
     assert run.msg.startswith('Unable to take a full backup of stanza chronos-v2: pgBackRest error [%03d]: ' % code)
     assert in_msg in run.msg
     assert 'WARN' not in run.msg
-    assert len(run.result['executed_commands']) == 2
+    assert len(run.result['executed_commands']) == 3
 
 
 def test_fails_when_info_lists_no_new_backup(run_module):
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2'),
-                     [ok('info-one-full.json'), ok(), ok('info-one-full.json')])
+                     [ok('info-one-full.json'), ok('info-one-full.json'), ok(), ok('info-one-full.json')])
     assert run.failed
-    assert run.msg == 'pgbackrest backup succeeded, yet pgbackrest info lists no new backup.'
+    assert run.msg == 'pgbackrest backup succeeded, yet pgbackrest info lists no new backup of stanza chronos-v2.'
 
 
 def test_fails_on_a_missing_stanza(run_module):
@@ -171,7 +172,7 @@ def test_rejects_a_bad_duration(run_module, args, message):
 
 def test_secrets_reach_pgbackrest_through_the_environment_only(run_module):
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='full', **SECRETS),
-                     [ok('info-one-full.json'), ok(), ok('info-after-diff.json')])
+                     [ok('info-one-full.json'), ok('info-one-full.json'), ok(), ok('info-after-diff.json')])
     assert not run.failed, run.msg
     for call in run.calls:
         assert not [part for part in call['argv'] for secret in SECRETS.values() if secret in part]
@@ -183,20 +184,22 @@ def test_waits_for_the_lock_when_asked(run_module, clock):
     clock.now = D1_STOP + 120
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='diff', wait_for_lock=True), [
         ok('info-full-diff-incr.json'),
+        ok('info-full-diff-incr.json'),
         fails(50, 'backup-locked.err'),
         fails(50, 'backup-locked.err'),
         ok(),
         ok('info-after-diff.json'),
     ])
     assert not run.failed, run.msg
-    assert run.commands == ['info', 'backup', 'backup', 'backup', 'info']
-    assert clock.slept == [pgbackrest_backup.LOCK_POLL_SECONDS] * 2
+    assert run.commands == ['info', 'info', 'backup', 'backup', 'backup', 'info']
+    assert clock.slept == [_backup.LOCK_POLL_SECONDS] * 2
     assert run.result['backup']['label'] == D2
 
 
 def test_gives_up_on_the_lock_after_lock_timeout(run_module, clock):
     # Tries at 0 s and 5 s are within 8 s; the try at 10 s is the last.
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='diff', wait_for_lock=True, lock_timeout='8s'), [
+        ok('info-full-diff-incr.json'),
         ok('info-full-diff-incr.json'),
         fails(50, 'backup-locked.err'),
         fails(50, 'backup-locked.err'),
@@ -209,7 +212,7 @@ def test_gives_up_on_the_lock_after_lock_timeout(run_module, clock):
 
 def test_does_not_wait_for_the_lock_unless_asked(run_module, clock):
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='diff'),
-                     [ok('info-full-diff-incr.json'), fails(50, 'backup-locked.err')])
+                     [ok('info-full-diff-incr.json'), ok('info-full-diff-incr.json'), fails(50, 'backup-locked.err')])
     assert run.failed and clock.slept == []
 
 
@@ -220,7 +223,7 @@ def test_holds_the_stanza_lock_while_it_backs_up(run_module):
         seen.append(StanzaLock('chronos-v2', 'progress').holder())
         return 0, b'', b''
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='diff'),
-                     [ok('info-full-diff-incr.json'), backup, ok('info-after-diff.json')])
+                     [ok('info-full-diff-incr.json'), ok('info-full-diff-incr.json'), backup, ok('info-after-diff.json')])
     assert not run.failed, run.msg
     assert seen[0].startswith('diff backup (pgbackrest_backup) pid ')
     assert StanzaLock('chronos-v2', 'progress').holder() == ''
@@ -231,10 +234,10 @@ def test_waits_for_the_stanza_lock_when_asked(run_module, clock):
     drill = StanzaLock('chronos-v2', 'restore drill').__enter__()
     clock.on_sleep = lambda now: drill.__exit__(None, None, None) if len(clock.slept) == 2 else None
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='diff', wait_for_lock=True),
-                     [ok('info-full-diff-incr.json'), ok(), ok('info-after-diff.json')])
+                     [ok('info-full-diff-incr.json'), ok('info-full-diff-incr.json'), ok(), ok('info-after-diff.json')])
     assert not run.failed, run.msg
     assert clock.slept == [1, 1]
-    assert run.commands == ['info', 'backup', 'info']
+    assert run.commands == ['info', 'info', 'backup', 'info']
 
 
 def test_refused_while_a_restore_holds_the_stanza(run_module):
@@ -249,10 +252,10 @@ def test_metrics_after_the_backup(run_module, tmp_path):
     metrics = str(tmp_path / 'node-exporter')
     archiver = ('120', '0', '00000001000000000000000D', '', '1795512287', '0', 'on', 'x')
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='diff', metrics_dir=metrics), [
-        ok('info-full-diff-incr.json'), ok(),
-        *(status_refresh('info-after-diff.json', archiver=archiver) + [ok('info-after-diff.json')])])
+        ok('info-full-diff-incr.json'), ok('info-full-diff-incr.json'), ok(), ok('info-after-diff.json'),
+        *status_refresh('info-after-diff.json', archiver=archiver)])
     assert not run.failed, run.msg
-    assert run.commands == ['info', 'backup', 'version', 'info', 'psql', 'psql', 'df', 'repo-ls', 'repo-ls', 'info']
+    assert run.commands == ['info', 'info', 'backup', 'info', 'version', 'info', 'psql', 'psql', 'df', 'repo-ls', 'repo-ls']
     assert _metrics.read_runs(metrics, 'chronos-v2')['diff']['exit_code'] == 0
     status = _metrics.read_samples(_metrics.file_path(metrics, 'chronos-v2', 'status'))
     assert status[('pgbackrest_exporter_status', frozenset({'stanza': 'chronos-v2'}.items()))] == 1
@@ -271,7 +274,7 @@ def test_metrics_need_prometheus_client_before_anything_runs(run_module, tmp_pat
 def test_metrics_of_a_failed_backup(run_module, tmp_path):
     metrics = str(tmp_path / 'node-exporter')
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', type='full', metrics_dir=metrics), [
-        ok('info-one-full.json'), fails(87, 'backup-archive-off.err'),
+        ok('info-one-full.json'), ok('info-one-full.json'), fails(87, 'backup-archive-off.err'),
         ok('version.out'), ok('info-one-full.json'), fails(2, b'psql: error\n')])
     assert run.failed and run.result['error_code'] == 87
     assert _metrics.read_runs(metrics, 'chronos-v2')['full']['exit_code'] == 87
@@ -280,10 +283,10 @@ def test_metrics_of_a_failed_backup(run_module, tmp_path):
 def test_pgbackrest_errors_in_a_container_read_as_on_a_host(run_module, docker):
     docker.add_container()
     run = run_module(pgbackrest_backup, dict(stanza='chronos-v2', container='chronos-db', type='full'),
-                     [ok('info-one-full.json'), fails(87, 'check-archive-off.err', stdout=b'')])
+                     [ok('info-one-full.json'), ok('info-one-full.json'), fails(87, 'check-archive-off.err', stdout=b'')])
     assert run.failed
     assert (run.result['failed_part'], run.result['rc']) == ('archiving', 87)
-    assert [call['where'] for call in run.calls] == ['chronos-db', 'chronos-db']
+    assert [call['where'] for call in run.calls] == ['chronos-db'] * 3
 
 
 # --- progress of a running backup ------------------------------------------------------------------------------

@@ -32,8 +32,7 @@ def test_cron_text():
         '# Scheduled pgBackRest jobs of stanza chronos-v2; written by chronos.pgbackrest (pgbackrest_schedule).',
         'SHELL=/bin/sh',
         'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
-        '0 2 * * 0 root %s backup full' % PROGRAM,
-        '0 2 * * 1,2,3,4,5,6 root %s backup diff' % PROGRAM,
+        '0 2 * * * root %s backup' % PROGRAM,
         '*/5 * * * * root %s metrics' % PROGRAM]
 
 
@@ -41,8 +40,7 @@ def test_cron_text_with_a_drill_and_without_metrics():
     params = dict(PARAMS, hour=23, minute=45, full_weekday=6, metrics_dir=None,
                   drill=dict(enabled=True, weekday='3', hour=5, minute='30'))
     lines = schedule.cron_text(params, 'chronos-v2').splitlines()
-    assert lines[3:] == ['45 23 * * 6 root %s backup full' % PROGRAM,
-                         '45 23 * * 0,1,2,3,4,5 root %s backup diff' % PROGRAM,
+    assert lines[3:] == ['45 23 * * * root %s backup' % PROGRAM,
                          '30 5 * * 3 root %s drill' % PROGRAM]
 
 
@@ -58,7 +56,7 @@ def test_cron_text_with_a_verify_and_a_drill():
 def test_cron_text_defaults_of_the_weekly_jobs(job, line):
     lines = schedule.cron_text(dict(PARAMS, **{job: dict(enabled=True)}), 'chronos-v2').splitlines()
     assert lines[-1] == line
-    assert len(lines) == 7
+    assert len(lines) == 6
 
 
 @pytest.mark.parametrize('job', ['verify', 'drill'])
@@ -103,8 +101,8 @@ def test_check_schedule_accepts(changes):
 def test_library_files_are_the_module_utils_sources():
     files = schedule.library_files()
     package = os.path.join(schedule.LIBRARY, 'ansible_collections', 'chronos', 'pgbackrest', 'plugins', 'module_utils')
-    # Derived from what _jobs imports: the modules' own helpers (_module, _follow, _backup) are not the program's.
-    for module in ('_archiving', '_container', '_drill', '_drivers', '_errors', '_files', '_host', '_jobs', '_lock',
+    # Derived from what _jobs imports: the modules' own helpers (_module, _follow) are not the program's.
+    for module in ('_archiving', '_backup', '_container', '_drill', '_drivers', '_errors', '_files', '_host', '_jobs', '_lock',
                    '_metrics', '_pgbackrest', '_places', '_postgres', '_restore', '_target', '_wal'):
         with open(os.path.join(REPO, 'plugins', 'module_utils', module + '.py'), 'rb') as handle:
             assert files.pop(os.path.join(package, module + '.py')) == handle.read(), module

@@ -144,7 +144,6 @@ class Job(object):
 
     def drill(self, target_time=None):
         drill_settings = dict(self.settings.get('drill') or {}, target=target_time)
-        start = time.time()
         try:
             self.put_back()
             result = Drill(self.target, self.pgbackrest, self.settings['pg_path'], Settings(**drill_settings)).run()
@@ -155,13 +154,13 @@ class Job(object):
             refused = isinstance(exc, _files.UntrustedPath) or exc.extra.get('refused')
             say(self.stanza, untrusted_message(exc) if isinstance(exc, _files.UntrustedPath) else exc.msg, sys.stderr)
             rc = EXIT_REFUSED if refused else 1
-            self._drill_metrics(rc, start, None)
+            self._drill_metrics(rc, None)
             return rc
         say(self.stanza, 'restore drill passed: backup set %(backup_set)s restored to %(target)s in %(restore_seconds)s s '
                          '(files %(files_seconds)s s, recovery %(recovery_seconds)s s); newest restored transaction '
                          '%(newest_transaction_age_seconds)s s old; pg_amcheck found no corruption; query returned '
                          '%(query_result)s' % result)
-        self._drill_metrics(0, start, result)
+        self._drill_metrics(0, result)
         return 0
 
     def verify(self):
@@ -188,22 +187,12 @@ class Job(object):
         for line in report['lines']:
             sys.stdout.write(line + '\n')
         if self.settings.get('metrics_dir'):
-            _metrics.write_single(self.settings['metrics_dir'], self.stanza, 'verify', {
-                'pgbackrest_verify_last_run_timestamp_seconds': ('When pgbackrest verify last ran.', time.time()),
-                'pgbackrest_verify_status': ('What pgbackrest verify found: 0 no problem, 1 missing or invalid files, '
-                                             '2 it could not run.', status),
-                'pgbackrest_verify_errors': ('Files and WAL segments pgbackrest verify found missing or invalid.',
-                                             report['invalid']),
-                'pgbackrest_verify_duration_seconds': ('How long the last pgbackrest verify took.', time.time() - start)})
+            _metrics.write_verify(self.settings['metrics_dir'], self.stanza, status, report['invalid'], start)
         return EXIT_REFUSED if status == VERIFY_FAILED else status
 
-    def _drill_metrics(self, rc, start, result):
+    def _drill_metrics(self, rc, result):
         if self.settings.get('metrics_dir'):
-            _metrics.write_single(self.settings['metrics_dir'], self.stanza, 'drill', {
-                'pgbackrest_drill_last_run_timestamp_seconds': ('When the last restore drill ended.', time.time()),
-                'pgbackrest_drill_exit_code': ('Exit code of the last restore drill (0 is success).', rc),
-                'pgbackrest_drill_restore_seconds': ('Restore time of the last restore drill.',
-                                                     result['restore_seconds'] if result else 0)})
+            _metrics.write_drill(self.settings['metrics_dir'], self.stanza, rc, result['restore_seconds'] if result else 0)
 
 
 def log_to(path):

@@ -304,7 +304,26 @@ def write_run(directory, stanza, backup_type, exit_code, start, end):
     out.write(file_path(directory, stanza, 'runs'))
 
 
-def write_single(directory, stanza, kind, values):
+def write_verify(directory, stanza, status, invalid, start):
+    """The verify job's file: status 0 no problem, 1 missing or invalid files, 2 it could not run."""
+    end = time.time()
+    _write_single(directory, stanza, 'verify', {
+        'pgbackrest_verify_last_run_timestamp_seconds': ('When pgbackrest verify last ran.', end),
+        'pgbackrest_verify_status': ('What pgbackrest verify found: 0 no problem, 1 missing or invalid files, '
+                                     '2 it could not run.', status),
+        'pgbackrest_verify_errors': ('Files and WAL segments pgbackrest verify found missing or invalid.', invalid),
+        'pgbackrest_verify_duration_seconds': ('How long the last pgbackrest verify took.', end - start)})
+
+
+def write_drill(directory, stanza, exit_code, restore_seconds):
+    """The drill job's file."""
+    _write_single(directory, stanza, 'drill', {
+        'pgbackrest_drill_last_run_timestamp_seconds': ('When the last restore drill ended.', time.time()),
+        'pgbackrest_drill_exit_code': ('Exit code of the last restore drill (0 is success).', exit_code),
+        'pgbackrest_drill_restore_seconds': ('Restore time of the last restore drill.', restore_seconds)})
+
+
+def _write_single(directory, stanza, kind, values):
     """A small file of our own (verify, drill): {metric name: (help, value)} labelled with the stanza."""
     out = _Writer()
     for name, (text, value) in sorted(values.items()):

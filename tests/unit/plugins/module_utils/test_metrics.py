@@ -239,10 +239,8 @@ def test_read_runs_without_a_file_or_from_garbage(tmp_path):
         _metrics.read_samples(str(tmp_path / ('pgbackrest_%s_runs.prom' % STANZA)))
 
 
-def test_write_single(tmp_path):
-    _metrics.write_single(str(tmp_path), STANZA, 'drill', {
-        'pgbackrest_drill_exit_code': ('Exit code of the last restore drill (0 is success).', 0),
-        'pgbackrest_drill_restore_seconds': ('Restore time of the last restore drill.', 42)})
+def test_write_drill(tmp_path):
+    _metrics.write_drill(str(tmp_path), STANZA, 0, 42)
     found = families(str(tmp_path / ('pgbackrest_%s_drill.prom' % STANZA)))
     assert value(found, 'pgbackrest_drill_restore_seconds', stanza=STANZA) == 42
     assert value(found, 'pgbackrest_drill_exit_code', stanza=STANZA) == 0

@@ -24,8 +24,7 @@ extends_documentation_fragment:
   - chronos.pgbackrest.attributes
 options:
   type:
-    description:
-      - Backup type.
+    description: Backup type (C(full), C(diff) or C(incr)).
     type: str
     choices: [full, diff, incr]
     default: diff
@@ -128,17 +127,9 @@ reused:
   description: Whether an existing backup within I(max_age) was returned instead of taking one.
   returned: success
   type: bool
-put_back:
-  description: Files the collection placed on the target and found missing or changed there - a container recreated
-    from its image loses what was copied into it - put back before anything else ran (C(changed) is then true).
-  returned: when something was put back
-  type: list
-  elements: str
-executed_commands:
-  description: The pgbackrest commands run, or in check mode the ones that would run.
-  returned: always
-  type: list
-  elements: str
+put_back: {type: list, elements: str, returned: when something was put back, description: "What the collection placed on the
+  target and found missing or changed there (a container recreated from its image), put back first; C(changed)."}
+executed_commands: {type: list, elements: str, returned: always, description: The pgbackrest commands run, or in check mode the ones that would run.}
 '''
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics

@@ -52,17 +52,9 @@ error_code:
   returned: failure
   type: int
   sample: 87
-put_back:
-  description: Files the collection placed on the target and found missing or changed there - a container recreated
-    from its image loses what was copied into it - put back before anything else ran (C(changed) is then true).
-  returned: when something was put back
-  type: list
-  elements: str
-executed_commands:
-  description: The pgbackrest commands run, or in check mode the ones that would run.
-  returned: always
-  type: list
-  elements: str
+put_back: {type: list, elements: str, returned: when something was put back, description: "What the collection placed on the
+  target and found missing or changed there (a container recreated from its image), put back first; C(changed)."}
+executed_commands: {type: list, elements: str, returned: always, description: The pgbackrest commands run, or in check mode the ones that would run.}
 '''
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun

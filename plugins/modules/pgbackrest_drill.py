@@ -106,17 +106,9 @@ drill:
     C(newest_transaction_age_seconds), C(amcheck), C(query_result), C(scratch), C(kept_running), C(connect).
   returned: success
   type: dict
-put_back:
-  description: Files the collection placed on the target and found missing or changed there - a container recreated
-    from its image loses what was copied into it - put back before anything else ran (C(changed) is then true).
-  returned: when something was put back
-  type: list
-  elements: str
-executed_commands:
-  description: Commands run.
-  returned: always
-  type: list
-  elements: str
+put_back: {type: list, elements: str, returned: when something was put back, description: "What the collection placed on the
+  target and found missing or changed there (a container recreated from its image), put back first; C(changed)."}
+executed_commands: {type: list, elements: str, returned: always, description: Commands run.}
 '''
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import Drill, Settings

@@ -92,11 +92,7 @@ pgbackrest_version:
   returned: success
   type: str
   sample: "2.45"
-executed_commands:
-  description: The pgbackrest commands run.
-  returned: always
-  type: list
-  elements: str
+executed_commands: {type: list, elements: str, returned: always, description: The pgbackrest commands run.}
 '''
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun

@@ -138,11 +138,7 @@ cron_file:
   description: The cron file.
   returned: always
   type: str
-executed_commands:
-  description: Commands run on the target.
-  returned: always
-  type: list
-  elements: str
+executed_commands: {type: list, elements: str, returned: always, description: Commands run on the target.}
 '''
 
 import ast

@@ -137,11 +137,7 @@ target:
         wal_filesystem_size:
           description: Size in bytes of the filesystem that holds pg_wal.
           type: int
-executed_commands:
-  description: Commands run.
-  returned: always
-  type: list
-  elements: str
+executed_commands: {type: list, elements: str, returned: always, description: Commands run.}
 '''
 
 import os

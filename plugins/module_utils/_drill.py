@@ -162,6 +162,23 @@ class Drill(object):
                     kept_running=bool(self.settings.keep),
                     connect=self.connect_command(target) if self.settings.keep else None)
 
+    def report(self, result):
+        """The lines the play prints for a drill's result."""
+        lines = ['Backup set %(backup_set)s of stanza %(stanza)s (target %(target)s, timeline %(timeline_shown)s) restored '
+                 'into %(scratch)s.' % dict(result, timeline_shown=result['timeline'] or 'latest'),
+                 'Restore time: %(restore_seconds)s s (files %(files_seconds)s s, recovery %(recovery_seconds)s s)' % result,
+                 'Age of the newest restored transaction: %s' % (
+                     '%s s' % result['newest_transaction_age_seconds']
+                     if result['newest_transaction_age_seconds'] is not None else 'none replayed'),
+                 'pg_amcheck on %s: %s' % (self.settings.database, result['amcheck']),
+                 'Query (%s) returned: %s' % (self.settings.query, ' ; '.join(result['query_result']))]
+        if result['kept_running']:
+            lines.append('The scratch cluster keeps running: %s on %s; remove it with the same playbook and '
+                         '-e pgbackrest_drill_remove=true once done.' % (result['connect'], result['scratch']))
+        else:
+            lines.append('The scratch copy was removed; the live cluster was not touched.')
+        return lines
+
     def connect_command(self, target):
         return 'psql -h %s -p %d -U %s -d %s' % (target.socket_path, self.settings.port, target.pg_user,
                                                  self.settings.database)

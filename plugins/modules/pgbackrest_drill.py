@@ -106,6 +106,11 @@ drill:
     C(newest_transaction_age_seconds), C(amcheck), C(query_result), C(scratch), C(kept_running), C(connect).
   returned: success
   type: dict
+report:
+  description: The lines the play prints - what was restored, its figures, and what became of the scratch place.
+  returned: always
+  type: list
+  elements: str
 put_back: {type: list, elements: str, returned: when something was put back, description: "What the collection placed on the
   target and found missing or changed there (a container recreated from its image), put back first; C(changed)."}
 executed_commands: {type: list, elements: str, returned: always, description: Commands run.}
@@ -136,13 +141,16 @@ def main():
                             params['target'], params['keep'], params['from_stanza'])
         drill = Drill(run.target, run.pgbackrest, pg_path, settings)
         if params['remove']:
-            run.exit(changed=drill.remove(run.check_mode), drill=None)
+            removed = drill.remove(run.check_mode)
+            run.exit(changed=removed, drill=None, report=['The scratch place a drill left running was removed.' if removed
+                                                          else 'No scratch place was left running.'])
         if run.check_mode:
             refusal = drill.refusal()
             if refusal:
                 raise ChronosError('Restore drill refused: %s. Nothing was changed.' % refusal)
-            run.exit(changed=False, drill=None)
-        run.exit(changed=bool(params['keep']), drill=drill.run())
+            run.exit(changed=False, drill=None, report=['A restore drill would run now; check mode restores nothing.'])
+        result = drill.run()
+        run.exit(changed=bool(params['keep']), drill=result, report=drill.report(result))
 
 
 if __name__ == '__main__':

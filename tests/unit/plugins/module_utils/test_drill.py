@@ -177,7 +177,8 @@ def test_drill_on_a_host(live, commands, quiet_ports, tmp_path, clock):
     scratch = tmp_path / 'drill' / 'scratch'
     data = str(scratch / 'data')
     commands.expect(*lookups() + [ok()] + drilled(data))
-    result = Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path)).run()
+    drill = Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path))
+    result = drill.run()
     assert commands.names == ['info', 'repo-ls', 'repo-get', 'restore', 'sh', 'sh', 'sh', 'pg_controldata', 'mkdir',
                               'pg_ctl', 'pg_ctl', 'psql', 'psql', 'pg_amcheck', 'psql']
     restore = commands.calls[3]
@@ -196,6 +197,13 @@ def test_drill_on_a_host(live, commands, quiet_ports, tmp_path, clock):
                           restore_seconds=0, files_seconds=0, recovery_seconds=0,
                           newest_transaction_age_seconds=int(clock.now) - 1795513900, amcheck='ok',
                           query_result=['271'], scratch=str(scratch), kept_running=False, connect=None)
+    assert drill.report(result) == [
+        'Backup set %s of stanza chronos-v2 (target latest, timeline 2) restored into %s.' % (I2, scratch),
+        'Restore time: 0 s (files 0 s, recovery 0 s)',
+        'Age of the newest restored transaction: %d s' % (int(clock.now) - 1795513900),
+        'pg_amcheck on postgres: ok',
+        'Query (SELECT count(*) FROM pg_class) returned: 271',
+        'The scratch copy was removed; the live cluster was not touched.']
     # The scratch directory is gone; the live cluster's commands all went to the scratch port and socket.
     assert not scratch.exists()
     assert all('5432' not in call['argv'] for call in commands.calls[4:])
@@ -219,9 +227,15 @@ def test_drill_configuration(live, commands, quiet_ports, tmp_path):
 
 def test_drill_kept_running(live, commands, quiet_ports, tmp_path):
     commands.expect(*lookups() + [ok()] + drilled(str(tmp_path / 'drill' / 'scratch' / 'data')))
-    result = Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path, keep=True)).run()
+    drill = Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path, keep=True))
+    result = drill.run()
     assert result['kept_running'] is True
     assert result['connect'] == 'psql -h %s -p 5433 -U postgres -d postgres' % (tmp_path / 'drill' / 'scratch' / 'socket')
+    assert drill.report(dict(result, newest_transaction_age_seconds=None))[2:] == [
+        'Age of the newest restored transaction: none replayed', 'pg_amcheck on postgres: ok',
+        'Query (SELECT count(*) FROM pg_class) returned: 271',
+        'The scratch cluster keeps running: %s on %s; remove it with the same playbook and -e pgbackrest_drill_remove=true '
+        'once done.' % (result['connect'], tmp_path / 'drill' / 'scratch')]
     assert (tmp_path / 'drill' / 'scratch').is_dir()
 
 

@@ -41,6 +41,9 @@ class FakeDrill(object):
     def run(self):
         return dict(status='ok')
 
+    def report(self, result):
+        return ['drilled: %s' % result['status']]
+
 
 def test_options_reach_the_drill(run_module, monkeypatch):
     monkeypatch.setattr(pgbackrest_drill, 'Drill', FakeDrill)
@@ -50,6 +53,7 @@ def test_options_reach_the_drill(run_module, monkeypatch):
                                             timeout=60, from_stanza='chronos', keep=True))
     assert not run.failed, run.msg
     assert (run.result['changed'], run.result['drill']) == (True, dict(status='ok'))
+    assert run.result['report'] == ['drilled: ok']
     assert FakeDrill.built == [dict(kind='host', pg_path=LIVE, stanza='chronos-v2', settings=dict(
         path='/srv/drill', port=5499, database='app', query='SELECT 1', timeout=60, target='2026-11-24 09:23:44+00',
         keep=True, stanza='chronos'))]

@@ -442,6 +442,38 @@ def parse_verify(text):
                 lines=[line.rstrip() for line in (text or '').splitlines() if line.strip()])
 
 
+# Fastest first: zst compresses about as well as gz at several times its speed; lz4 is faster still but compresses
+# less; gz is always there.
+COMPRESS_PREFERENCE = ('zst', 'lz4', 'gz')
+BLOCK_INCREMENTAL_SINCE = '2.46'
+
+
+def backup_settings(version, compress_types, cpus, compress_type='auto', repo_block='auto', repo_bundle=True,
+                    process_max=0):
+    """compress-type, repo1-block and process-max as pgbackrest.conf gets them, each with the reason when it was
+    chosen here (auto): the fastest compression this build has, block incremental where the version has it and files
+    are bundled, half the CPUs (at least 1)."""
+    settings = dict(compress_type=compress_type, compress_reason=None, repo_block=None, repo_block_reason=None,
+                    process_max=process_max)
+    if compress_type == 'auto':
+        settings['compress_type'] = compress_types[0] if compress_types else 'gz'
+        settings['compress_reason'] = 'The fastest compression this pgBackRest was built with (%s)' % ', '.join(
+            compress_types or ['gz'])
+    supported = version_at_least(version, BLOCK_INCREMENTAL_SINCE)
+    if repo_block == 'auto':
+        settings['repo_block'] = bool(supported and repo_bundle)
+        if not settings['repo_block']:
+            settings['repo_block_reason'] = ('it needs pgBackRest %s or later, this is %s' % (
+                BLOCK_INCREMENTAL_SINCE, version) if not supported else 'it needs bundling (pgbackrest_repo_bundle)')
+    else:
+        settings['repo_block'] = str(repo_block).lower() in ('true', 'yes', 'y', '1', 'on')
+    if settings['repo_block']:
+        settings['repo_block_reason'] = 'a changed file stores only its changed blocks (pgBackRest %s)' % version
+    if not process_max:
+        settings['process_max'] = max(1, (cpus or 2) // 2)
+    return settings
+
+
 def version_at_least(version, wanted):
     """'2.55.1' >= '2.46' -> True."""
     def numbers(text):

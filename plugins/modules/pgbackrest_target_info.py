@@ -61,6 +61,24 @@ options:
         C(4GiB), or C(0) for no limit.
     type: str
     default: auto
+  compress_type:
+    description: compress-type - C(auto) for the fastest this pgBackRest was built with (zst, lz4, gz in that order).
+    type: str
+    choices: [auto, zst, lz4, gz, bz2, none]
+    default: auto
+  repo_block:
+    description: repo1-block - C(auto) turns block incremental on where pgBackRest has it (2.46 and later) and
+      I(repo_bundle) is on; C(true) or C(false) forces.
+    type: str
+    default: auto
+  repo_bundle:
+    description: Whether files are bundled (repo1-bundle), which block incremental needs.
+    type: bool
+    default: true
+  process_max:
+    description: process-max - C(0) for half the managed host's CPUs, at least 1.
+    type: int
+    default: 0
 author:
   - Chronos platform team (@chronos-platform)
 '''
@@ -106,15 +124,17 @@ target:
     block_incremental:
       description: Whether this pgBackRest supports block incremental backups (2.46 or later).
       type: bool
-    process_max:
-      description: Half the managed host's CPUs, at least 1.
-      type: int
     config_mount:
       description: In container mode, how the configuration is mounted - C(file) or C(directory) - and C(host) on a host.
       type: str
     config_host_path:
       description: Where the configuration lies on the managed host's disk.
       type: str
+    backup:
+      description: How backups are set up - C(compress_type), C(repo_block), C(process_max) - as I(compress_type),
+        I(repo_block) and I(process_max) ask, or chosen here for C(auto) (then with C(compress_reason) and
+        C(repo_block_reason)).
+      type: dict
     archive:
       description: How WAL archiving is set up, and the facts it was decided from.
       type: dict
@@ -145,12 +165,9 @@ import os
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._archiving import archive_async, queue_max
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import postmaster_pid
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import version_at_least
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
+    BLOCK_INCREMENTAL_SINCE, COMPRESS_PREFERENCE, backup_settings, version_at_least)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
-
-# Fastest first: zst compresses about as well as gz at several times its speed; lz4 is faster still but
-# compresses less; gz is always there.
-COMPRESS_PREFERENCE = ('zst', 'lz4', 'gz')
 # pgBackRest checks compress-type before anything else: 32 when the build lacks it, 37 (pg1-path missing) when not.
 UNSUPPORTED_OPTION_VALUE = 32
 
@@ -200,6 +217,10 @@ def main():
         config=dict(type='path', default='/etc/pgbackrest/pgbackrest.conf'),
         archive_async=dict(type='str', default='auto'),
         archive_push_queue_max=dict(type='str', default='auto'),
+        compress_type=dict(type='str', default='auto', choices=['auto', 'zst', 'lz4', 'gz', 'bz2', 'none']),
+        repo_block=dict(type='str', default='auto'),
+        repo_bundle=dict(type='bool', default=True),
+        process_max=dict(type='int', default=0),
     ), supports_check_mode=True)
     with run:
         params, target = run.params, run.target
@@ -226,13 +247,15 @@ def main():
         uid, gid = target.user_ids(target.os_user)
         mount, host_path = target.config_location(params['config'])
         archive = archive_facts(target, data_directory, params)
+        built_with = compress_types(target, binary)
+        backup = backup_settings(pgbackrest_version, built_with, os.cpu_count(), params['compress_type'],
+                                 params['repo_block'], params['repo_bundle'], params['process_max'])
         run.exit(changed=False, target=dict(
             kind=target.kind, name=target.describe(), pg_path=data_directory, pg_version=pg_version,
             pg_user=target.pg_user, os_user=target.os_user, uid=uid, gid=gid,
-            pgbackrest_version=pgbackrest_version, compress_types=compress_types(target, binary),
-            block_incremental=version_at_least(pgbackrest_version, '2.46'),
-            process_max=max(1, (os.cpu_count() or 2) // 2), config_mount=mount, config_host_path=host_path,
-            archive=archive))
+            pgbackrest_version=pgbackrest_version, compress_types=built_with,
+            block_incremental=version_at_least(pgbackrest_version, BLOCK_INCREMENTAL_SINCE),
+            config_mount=mount, config_host_path=host_path, archive=archive, backup=backup))
 
 
 if __name__ == '__main__':

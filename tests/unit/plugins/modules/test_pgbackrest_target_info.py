@@ -12,6 +12,7 @@ import os
 import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import HostTarget
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import backup_settings
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_target_info
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import fails, fixture_bytes, ok, psql_rows
@@ -54,7 +55,11 @@ def test_host_facts(run_module):
     assert run.result['changed'] is False
     assert run.commands == ['pg_isready', 'psql', 'version', 'df', 'backup', 'backup', 'backup']
     target = dict(run.result['target'])
-    assert target.pop('process_max') >= 1
+    backup = target.pop('backup')
+    assert backup.pop('process_max') >= 1
+    assert backup == dict(compress_type='zst', repo_block=False,
+                          compress_reason='The fastest compression this pgBackRest was built with (zst, lz4, gz)',
+                          repo_block_reason='it needs pgBackRest 2.46 or later, this is 2.45')
     assert target.pop('archive') == {
         'async': True, 'postmaster_pid': 5348, 'queue_max': QUEUE_MAX, 'wal_filesystem_size': 264212084 * 1024,
         'async_reason': "PostgreSQL is not PID 1 of this host: the process asynchronous archive-push "
@@ -79,6 +84,25 @@ def test_compress_types_probe(run_module):
 def test_block_incremental_from_246(run_module, version, block):
     run = run_module(pgbackrest_target_info, {}, host_answers(version=version))
     assert run.result['target']['block_incremental'] is block
+
+
+@pytest.mark.parametrize('asked, version, block, reason', [
+    (dict(), '2.51', True, 'a changed file stores only its changed blocks (pgBackRest 2.51)'),
+    (dict(repo_bundle=False), '2.51', False, 'it needs bundling (pgbackrest_repo_bundle)'),
+    (dict(repo_block='false'), '2.51', False, None),
+    (dict(repo_block='true'), '2.45', True, 'a changed file stores only its changed blocks (pgBackRest 2.45)'),
+])
+def test_block_incremental_setting(asked, version, block, reason):
+    settings = backup_settings(version, ['lz4', 'gz'], 8, **asked)
+    assert (settings['repo_block'], settings['repo_block_reason']) == (block, reason)
+
+
+@pytest.mark.parametrize('asked, compress_type, process_max', [
+    (dict(), 'lz4', 4), (dict(compress_type='gz', process_max=3), 'gz', 3)])
+def test_compression_and_processes(asked, compress_type, process_max):
+    settings = backup_settings('2.51', ['lz4', 'gz'], 8, **asked)
+    assert (settings['compress_type'], settings['process_max']) == (compress_type, process_max)
+    assert (settings['compress_reason'] is None) == ('compress_type' in asked)
 
 
 def test_binary_option(run_module):

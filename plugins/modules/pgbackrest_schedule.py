@@ -154,6 +154,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._files import (
     make_local_directory, remove_local_file, write_local_file)
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._schedule import schedule_refusal
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import settings_path
 
 LIBRARY = '/usr/local/lib/chronos-pgbackrest'
@@ -229,18 +230,13 @@ def installed_files(run):
 
 
 def check_schedule(params):
-    problems = []
-    for name, low, high in (('hour', 0, 23), ('minute', 0, 59), ('full_weekday', 0, 6), ('metrics_every', 1, 59)):
-        if not low <= params[name] <= high:
-            problems.append('%s must be %d to %d (got %s)' % (name, low, high, params[name]))
+    values = [(name, params[name]) for name in ('hour', 'minute', 'full_weekday', 'metrics_every')]
     for job in ('verify', 'drill'):
         schedule = params[job] or {}
-        for name, low, high in (('hour', 0, 23), ('minute', 0, 59), ('weekday', 0, 6)):
-            if name in schedule and not (str(schedule[name]).isdigit() and low <= int(schedule[name]) <= high):
-                problems.append('%s %s must be %d to %d (got %s)' % (job, name, low, high, schedule[name]))
-    if problems:
-        raise ChronosError('Invalid schedule: %s; cron would reject the file and nothing would run. Nothing was '
-                           'changed.' % '; '.join(problems))
+        values.extend(('%s %s' % (job, name), schedule.get(name)) for name in ('hour', 'minute', 'weekday'))
+    refusal = schedule_refusal(values)
+    if refusal:
+        raise ChronosError(refusal)
 
 
 def main():

@@ -17,8 +17,11 @@ STRONG_BUT_WRONG = "Kq3vN8xZp2LmR7tY5wB9cD4fG6hJ1sA0eU"
     ({"pgbackrest_repo_s3_endpoint": "nowhere.chronos.lab", "pgbackrest_global_options": {"io-timeout": 3}},
      "Check that the repository is reachable"),
     ({"pgbackrest_repo_cipher_pass": STRONG_BUT_WRONG}, "cipher passphrase (repo1-cipher-pass) is probably not"),
-    pytest.param({"pgbackrest_schedule_hour": 24}, "pgbackrest_schedule_hour 0 to 23 (got '24')", marks=RELEASE_INDEPENDENT),
-    pytest.param({"pgbackrest_schedule_minute": 60}, "pgbackrest_schedule_minute 0 to 59 (got '60')", marks=RELEASE_INDEPENDENT),
+    pytest.param({"pgbackrest_schedule_hour": 24}, "Invalid schedule: pgbackrest_schedule_hour must be 0 to 23 (got 24)",
+                 marks=RELEASE_INDEPENDENT),
+    pytest.param({"pgbackrest_schedule_minute": 60, "pgbackrest_drill_schedule_weekday": 7},
+                 "Invalid schedule: pgbackrest_schedule_minute must be 0 to 59 (got 60); pgbackrest_drill_schedule_weekday "
+                 "must be 0 to 6 (got 7)", marks=RELEASE_INDEPENDENT),
     ({"pgbackrest_pg_path": "/var/lib/postgresql/other"}, "is not the data directory PostgreSQL runs with"),
     ({"pgbackrest_pg_version": "16"}, "The inventory says PostgreSQL 16 (pgbackrest_pg_version), but this host runs "
                                       "PostgreSQL 1"),

@@ -32,13 +32,13 @@ CONTROL_SETTINGS = (('max_connections', 'max_connections'), ('max_worker_process
 
 class Settings(object):
     def __init__(self, path='/var/lib/postgresql/pgbackrest-drill', port=5433, database='postgres',
-                 query='SELECT count(*) FROM pg_class', timeout=600, target=None, keep=False, stanza=None):
+                 query='SELECT count(*) FROM pg_class', timeout=600, recovery_target=None, keep=False, stanza=None):
         self.path = path
         self.port = int(port)
         self.database = database
         self.query = query
         self.timeout = int(timeout)
-        self.target = target or None
+        self.recovery_target = recovery_target or None
         self.keep = keep
         self.stanza = stanza
 
@@ -76,14 +76,14 @@ class Drill(object):
             usable = [backup for backup in stanza['backups'] if not backup['error']]
             if not usable:
                 raise ChronosError('Stanza %s has no backup to drill. Nothing was changed.' % self.stanza)
-            request = Request('time' if self.settings.target else 'latest', self.settings.target)
+            request = Request('time' if self.settings.recovery_target else 'latest', self.settings.recovery_target)
             segments, dummy = archived_wal(source, stanza)
             timeline = followed_timeline(request, segments)
             line = timeline_line(source, stanza, timeline) if timeline is not None else None
             backup = choose_backup(request, usable, line)
             if backup is None:
                 raise ChronosError('No backup of stanza %s stopped before %s. Nothing was changed.' % (
-                    self.stanza, self.settings.target))
+                    self.stanza, self.settings.recovery_target))
             free = self.scratch.free()
             if free < (backup['size'] or 0) * 1.1:
                 raise ChronosError('Restore drill refused: the backup holds %d MB and only %d MB are free for %s. '
@@ -108,7 +108,7 @@ class Drill(object):
         options = ['--pg1-path=%s' % data, '--set=%s' % backup['label'], '--archive-mode=off',
                    '--tablespace-map-all=%s/tablespaces' % data, '--recovery-option=restore_command=%s' % restore_command]
         if request.type == 'time':
-            options += ['--type=time', '--target=%s' % request.target, '--target-action=promote']
+            options += ['--type=time', '--target=%s' % request.recovery_target, '--target-action=promote']
         else:
             options.append('--type=default')
         if timeline is not None:
@@ -154,7 +154,7 @@ class Drill(object):
                 ' '.join(amcheck.output.splitlines()[:3])))
         rows = target.sql(self.settings.query, database=self.settings.database, attempt='run the drill query')
         now = time.time()
-        return dict(status='ok', stanza=self.stanza, backup_set=backup['label'], target=self.settings.target or 'latest',
+        return dict(status='ok', stanza=self.stanza, backup_set=backup['label'], target=self.settings.recovery_target or 'latest',
                     timeline=timeline, restore_seconds=int(round(recovered - start)),
                     files_seconds=int(round(restored - start)), recovery_seconds=int(round(recovered - restored)),
                     newest_transaction_age_seconds=int(now - int(newest)) if newest else None, amcheck='ok',

@@ -143,7 +143,7 @@ class Job(object):
         return 0
 
     def drill(self, target_time=None):
-        drill_settings = dict(self.settings.get('drill') or {}, target=target_time)
+        drill_settings = dict(self.settings.get('drill') or {}, recovery_target=target_time)
         try:
             self.put_back()
             result = Drill(self.target, self.pgbackrest, self.settings['pg_path'], Settings(**drill_settings)).run()

@@ -74,11 +74,12 @@ def stamp():
 class Request(object):
     """What the operator asks for, checked before anything is read or touched."""
 
-    def __init__(self, restore_type='latest', target=None, backup_set=None, target_action='promote',
+    def __init__(self, restore_type='latest', recovery_target=None, backup_set=None, target_action='promote',
                  timeline=None, pg_path=None, timeout=0, lock_wait=600, sanity_database='postgres',
                  sanity_query='SELECT count(*) FROM pg_database', accept_wal_loss=False, archive_wait=60):
         self.type = restore_type
-        self.target = target
+        # The recovery target (a time, xid, lsn or restore point name); the target the restore runs on is a Target.
+        self.recovery_target = recovery_target
         self.set = backup_set
         self.target_action = target_action
         self.timeline = timeline
@@ -97,7 +98,7 @@ class Request(object):
         if self.type not in RESTORE_TYPES:
             raise ChronosError("Restore type '%s' is not one of %s. Nothing was changed." % (
                 self.type, ', '.join(RESTORE_TYPES)))
-        if self.type in TARGET_SETTINGS and not self.target:
+        if self.type in TARGET_SETTINGS and not self.recovery_target:
             raise ChronosError('A %s restore needs a target. Nothing was changed.' % self.type)
         if self.type == 'set' and not self.set:
             raise ChronosError('A set restore needs the backup set (its label). Nothing was changed.')
@@ -108,11 +109,11 @@ class Request(object):
                                % self.timeline)
         try:
             if self.type == 'time':
-                self.target_epoch = parse_target_time(self.target)
+                self.target_epoch = parse_target_time(self.recovery_target)
             elif self.type == 'lsn':
-                self.target_lsn = parse_lsn(self.target)
+                self.target_lsn = parse_lsn(self.recovery_target)
             elif self.type in ('xid', 'name'):
-                check_target_text(self.type, self.target)
+                check_target_text(self.type, self.recovery_target)
         except ValueError as exc:
             raise ChronosError('Malformed target: %s. Nothing was changed.' % exc)
 
@@ -287,7 +288,7 @@ def is_this_restore(restored, backup, request):
     if request.type == 'latest':
         return not any(key in settings for key in ['recovery_target'] + list(TARGET_SETTINGS.values()))
     wanted = ('recovery_target', 'immediate') if request.type in ('immediate', 'set') else (
-        TARGET_SETTINGS[request.type], request.target)
+        TARGET_SETTINGS[request.type], request.recovery_target)
     return settings.get(wanted[0]) == wanted[1] and settings.get('recovery_target_action', 'pause') == request.target_action
 
 
@@ -362,18 +363,18 @@ class Restore(object):
         located = None
         if request.type in ('name', 'xid'):
             with WalScan(self.target, pgbackrest) as scan:
-                located = locate(scan, request.type, request.target, line_segments(segments, line), on_the_line, line)
+                located = locate(scan, request.type, request.recovery_target, line_segments(segments, line), on_the_line, line)
             request.target_lsn = located['lsn']
             facts.append('%s at %s in the archived WAL%s' % (
-                "restore point '%s'" % request.target if request.type == 'name' else 'transaction %s, %s' % (
-                    request.target, located['desc'].split(';')[0].split(' ')[0].lower() + 'ted'),
+                "restore point '%s'" % request.recovery_target if request.type == 'name' else 'transaction %s, %s' % (
+                    request.recovery_target, located['desc'].split(';')[0].split(' ')[0].lower() + 'ted'),
                 format_lsn(located['lsn']), ' (%d restore points of that name: recovery stops at the first)' % len(
                     located['found']) if len(located['found']) > 1 else ''))
         backup = choose_backup(request, usable, line)
         if backup is None:
             raise ChronosError('Target %s is before the recoverable window on timeline %s, which starts when the oldest '
                                'backup on it stopped: %s. Nothing was changed.' % (
-                                   request.target, timeline or 'latest', window['start']), window=window)
+                                   request.recovery_target, timeline or 'latest', window['start']), window=window)
         end = window_end(segments, line)
         window['end'] = utc(end)
         if request.type == 'time':
@@ -384,7 +385,7 @@ class Restore(object):
             if request.target_epoch > end:
                 raise ChronosError('Target %s is after the recoverable window on timeline %s, which ends with the newest '
                                    'archived WAL segment, stored at %s. Recovery would stop short of it. Nothing was '
-                                   'changed.' % (request.target, timeline, window['end']), window=window)
+                                   'changed.' % (request.recovery_target, timeline, window['end']), window=window)
 
         this_restore = is_this_restore(state['restored'], backup, request)
         if this_restore and state['ready']:
@@ -416,7 +417,7 @@ class Restore(object):
                                    '%d MB, %d MB are free where %s lies. Free space, then run again. Nothing was changed.'
                                    % ((backup['size'] or 0) // 2 ** 20, free // 2 ** 20, request.pg_path))
         return dict(
-            type=request.type, target=request.target, set=backup['label'], backup=backup, pg_path=request.pg_path,
+            type=request.type, target=request.recovery_target, set=backup['label'], backup=backup, pg_path=request.pg_path,
             window=window, timeline=timeline, steps=steps, found=found, state=state, facts=facts,
             located=dict(lsn=format_lsn(located['lsn']), desc=located['desc']) if located else None,
             postgresql_running=state['running'], discards=self.discards(state, this_restore, steps),
@@ -477,7 +478,7 @@ class Restore(object):
         else:
             options.append('--type=%s' % ('immediate' if request.type == 'set' else request.type))
             if request.type in TARGET_SETTINGS:
-                options.append('--target=%s' % request.target)
+                options.append('--target=%s' % request.recovery_target)
             options.append('--target-action=%s' % request.target_action)
         # pgBackRest takes --target-timeline only with these types (immediate and set stay on the backup's timeline).
         if request.type in ('latest', 'time', 'xid', 'lsn', 'name'):

@@ -72,7 +72,7 @@ def test_port_listening(monkeypatch, port, listening):
 
 def test_settings_defaults():
     defaults = Settings()
-    assert (defaults.path, defaults.port, defaults.database, defaults.query, defaults.timeout, defaults.target,
+    assert (defaults.path, defaults.port, defaults.database, defaults.query, defaults.timeout, defaults.recovery_target,
             defaults.keep, defaults.stanza) == ('/var/lib/postgresql/pgbackrest-drill', 5433, 'postgres',
                                                 'SELECT count(*) FROM pg_class', 600, None, False, None)
 
@@ -243,7 +243,7 @@ def test_drill_to_a_time(live, commands, quiet_ports, tmp_path):
     data = str(tmp_path / 'drill' / 'scratch' / 'data')
     commands.expect(ok('info-after-pitr.json'), ok(wal_listing()), ok(), *drilled(data, newest=''))
     result = Drill(live, PgBackRest(live, 'chronos-v2'), LIVE,
-                   settings(tmp_path, target='2026-11-24 09:23:44+00')).run()
+                   settings(tmp_path, recovery_target='2026-11-24 09:23:44+00')).run()
     # Timeline 1 at that time: no history to read.
     assert commands.calls[2]['argv'][-5:] == ['--type=time', '--target=2026-11-24 09:23:44+00', '--target-action=promote',
                                               '--target-timeline=1', 'restore']
@@ -275,7 +275,7 @@ def test_drill_without_backup(live, commands, quiet_ports, tmp_path):
 def test_drill_before_the_first_backup(live, commands, quiet_ports, tmp_path):
     commands.expect(ok('info-after-pitr.json'), ok(wal_listing()))
     with pytest.raises(ChronosError) as raised:
-        Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path, target='2026-11-24 09:00:00+00')).run()
+        Drill(live, PgBackRest(live, 'chronos-v2'), LIVE, settings(tmp_path, recovery_target='2026-11-24 09:00:00+00')).run()
     assert raised.value.msg == ('No backup of stanza chronos-v2 stopped before 2026-11-24 09:00:00+00. Nothing was '
                                 'changed.')
 

@@ -308,7 +308,7 @@ def test_drill_passes(settings, commands, drill, capsys):
     drill.outcome = DRILLED
     assert _jobs.Job(settings).drill('2026-11-24 09:23:44+00') == 0
     built = drill.built[0]
-    assert (built['pg_path'], built['settings'].port, built['settings'].target) == (
+    assert (built['pg_path'], built['settings'].port, built['settings'].recovery_target) == (
         settings['pg_path'], 5499, '2026-11-24 09:23:44+00')
     found = samples(settings, 'drill')
     assert (sample(found, 'pgbackrest_drill_exit_code'), sample(found, 'pgbackrest_drill_restore_seconds')) == (0, 42)
@@ -452,7 +452,7 @@ def test_main_verify(settings_file, commands):
 def test_main_drill(settings_file, commands, drill):
     drill.outcome = DRILLED
     assert _jobs.main(['--settings', settings_file, 'drill', '--target', '2026-11-24 09:23:44+00']) == 0
-    assert drill.built[0]['settings'].target == '2026-11-24 09:23:44+00'
+    assert drill.built[0]['settings'].recovery_target == '2026-11-24 09:23:44+00'
 
 
 def test_main_reads_the_stanzas_settings(settings, commands, settings_dir):

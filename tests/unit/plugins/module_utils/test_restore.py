@@ -100,9 +100,9 @@ def synthetic(backups, of, **changes):
 # --- Request -------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize('args', [
-    dict(), dict(restore_type='time', target='2026-11-24 09:23:44+00'), dict(restore_type='time', target='2026-11-24 09:23+00'),
-    dict(restore_type='set', backup_set=F2), dict(restore_type='immediate'), dict(restore_type='xid', target='750'),
-    dict(restore_type='lsn', target='0/D000200'), dict(restore_type='name', target='before-upgrade'),
+    dict(), dict(restore_type='time', recovery_target='2026-11-24 09:23:44+00'), dict(restore_type='time', recovery_target='2026-11-24 09:23+00'),
+    dict(restore_type='set', backup_set=F2), dict(restore_type='immediate'), dict(restore_type='xid', recovery_target='750'),
+    dict(restore_type='lsn', recovery_target='0/D000200'), dict(restore_type='name', recovery_target='before-upgrade'),
     dict(timeline='2'), dict(timeline=3), dict(timeline='latest'), dict(timeline='current'),
     dict(target_action='pause'), dict(restore_type='rollback'),
 ], ids=['latest', 'time', 'time-without-seconds', 'set', 'immediate', 'xid', 'lsn', 'name', 'timeline-text',
@@ -121,26 +121,26 @@ REQUEST_REFUSALS = [
     ('unknown-type', dict(restore_type='pitr'),
      "Restore type 'pitr' is not one of latest, time, set, immediate, xid, lsn, name, rollback, prune. Nothing was changed."),
     ('time-without-target', dict(restore_type='time'), 'A time restore needs a target. Nothing was changed.'),
-    ('xid-without-target', dict(restore_type='xid', target=''), 'A xid restore needs a target. Nothing was changed.'),
+    ('xid-without-target', dict(restore_type='xid', recovery_target=''), 'A xid restore needs a target. Nothing was changed.'),
     ('set-without-set', dict(restore_type='set'), 'A set restore needs the backup set (its label). Nothing was changed.'),
     ('shutdown', dict(target_action='shutdown'), "target_action is promote or pause, not 'shutdown'. Nothing was changed."),
     ('timeline-word', dict(timeline='newest'),
      "The timeline is a number, 'latest' or 'current', not 'newest'. Nothing was changed."),
-    ('time-without-zone', dict(restore_type='time', target='2026-11-24 09:23:44'),
+    ('time-without-zone', dict(restore_type='time', recovery_target='2026-11-24 09:23:44'),
      "Malformed target: '2026-11-24 09:23:44' is not a time with a time zone: write it like '2026-11-24 08:22:18+00'. "
      "Nothing was changed."),
-    ('impossible-date', dict(restore_type='time', target='2026-02-30 10:00:00+00'),
+    ('impossible-date', dict(restore_type='time', recovery_target='2026-02-30 10:00:00+00'),
      "Malformed target: '2026-02-30 10:00:00+00' is not a valid date and time. Nothing was changed."),
-    ('lsn', dict(restore_type='lsn', target='D000200'),
+    ('lsn', dict(restore_type='lsn', recovery_target='D000200'),
      "Malformed target: 'D000200' is not an LSN: write it like '0/3000088'. Nothing was changed."),
-    ('xid-letters', dict(restore_type='xid', target='750a'),
+    ('xid-letters', dict(restore_type='xid', recovery_target='750a'),
      "Malformed target: '750a' is not a transaction id: write it as digits, e.g. 1234567. Nothing was changed."),
-    ('name-quote', dict(restore_type='name', target="x'\nrecovery_target_action = 'shutdown"),
+    ('name-quote', dict(restore_type='name', recovery_target="x'\nrecovery_target_action = 'shutdown"),
      "Malformed target: the name target \"x'\\nrecovery_target_action = 'shutdown\" holds a quote, a backslash or a "
      "control character, which pgBackRest would write unescaped into postgresql.auto.conf. Nothing was changed."),
-    ('name-backslash', dict(restore_type='name', target='a\\b'), 'holds a quote, a backslash or a control character'),
-    ('name-newline', dict(restore_type='name', target='a\nb'), 'holds a quote, a backslash or a control character'),
-    ('xid-quote', dict(restore_type='xid', target="750'"), "'750'' is not a transaction id"),
+    ('name-backslash', dict(restore_type='name', recovery_target='a\\b'), 'holds a quote, a backslash or a control character'),
+    ('name-newline', dict(restore_type='name', recovery_target='a\nb'), 'holds a quote, a backslash or a control character'),
+    ('xid-quote', dict(restore_type='xid', recovery_target="750'"), "'750'' is not a transaction id"),
 ]
 
 

@@ -55,7 +55,7 @@ def test_options_reach_the_drill(run_module, monkeypatch):
     assert (run.result['changed'], run.result['drill']) == (True, dict(status='ok'))
     assert run.result['report'] == ['drilled: ok']
     assert FakeDrill.built == [dict(kind='host', pg_path=LIVE, stanza='chronos-v2', settings=dict(
-        path='/srv/drill', port=5499, database='app', query='SELECT 1', timeout=60, target='2026-11-24 09:23:44+00',
+        path='/srv/drill', port=5499, database='app', query='SELECT 1', timeout=60, recovery_target='2026-11-24 09:23:44+00',
         keep=True, stanza='chronos'))]
 
 

@@ -395,7 +395,7 @@ class ContainerTarget(Target):
                                "filesystem and would not survive the restore. Nothing was changed." % (self.name, pg_path))
         local = self.host_path(pg_path)
         if posixpath.normpath(pg_path) != mount['Destination']:
-            return DirectoryPlace(local, self._host_path_or_none)
+            return DirectoryPlace(local, self._host_path_or_none, owner=lambda: self.user_ids(self.os_user)[0])
         if mount.get('Type') == 'volume':
             if mount.get('Driver', 'local') != 'local':
                 raise ChronosError("In container '%s', %s is the root of volume %s of driver %s: only local volumes "

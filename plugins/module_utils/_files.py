@@ -22,13 +22,21 @@ import errno
 import json
 import os
 import pwd
+import select
+import shutil
+import signal
 import stat
+import time
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError, untrusted_message
 
 NOFOLLOW = getattr(os, 'O_NOFOLLOW', 0)
 DIRECTORY = getattr(os, 'O_DIRECTORY', 0)
 CLOEXEC = getattr(os, 'O_CLOEXEC', 0)
+# Opening a FIFO planted where a file is expected would wait for a writer for ever; a regular file ignores the flag.
+NONBLOCK = getattr(os, 'O_NONBLOCK', 0)
+# How long a child working as another user (as_user) may take: file work, never a restore.
+AS_USER_SECONDS = 300
 
 
 class UntrustedPath(Exception):
@@ -69,9 +77,7 @@ def open_directory(path, create_mode=None, trusted=True):
                 child = os.open(name, os.O_RDONLY | DIRECTORY | NOFOLLOW | CLOEXEC, dir_fd=descriptor)
             except OSError as exc:
                 if exc.errno == errno.ENOENT and create_mode is not None:
-                    os.mkdir(name, create_mode, dir_fd=descriptor)
-                    child = os.open(name, os.O_RDONLY | DIRECTORY | NOFOLLOW | CLOEXEC, dir_fd=descriptor)
-                    os.fchmod(child, create_mode)
+                    child = _make_component(descriptor, name, walked, create_mode)
                 elif exc.errno in (errno.ELOOP, errno.ENOTDIR):
                     raise UntrustedPath('%s is a link or not a directory: root does not follow links where it writes. '
                                         'Replace it with a directory and run again.' % walked)
@@ -85,6 +91,28 @@ def open_directory(path, create_mode=None, trusted=True):
     except BaseException:
         os.close(descriptor)
         raise
+
+
+def _make_component(parent, name, walked, mode):
+    """mkdir name in the opened parent and open it; another process making it meanwhile is fine (the walk then
+    judges what it made). The mode is set only on a directory this process owns."""
+    try:
+        os.mkdir(name, mode, dir_fd=parent)
+        made = True
+    except OSError as exc:
+        if exc.errno != errno.EEXIST:
+            raise
+        made = False
+    try:
+        child = os.open(name, os.O_RDONLY | DIRECTORY | NOFOLLOW | CLOEXEC, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+            raise UntrustedPath('%s is a link or not a directory: root does not follow links where it writes. '
+                                'Replace it with a directory and run again.' % walked)
+        raise
+    if made and os.fstat(child).st_uid == os.geteuid():
+        os.fchmod(child, mode)
+    return child
 
 
 def owned_by(path, uid):
@@ -110,7 +138,9 @@ def as_user(uid, gid, function, *args):
     if pid == 0:  # pragma: no cover - the child reports through the pipe
         code = 0
         try:
-            os.close(reader)
+            # Nothing root holds open (a lock, a log, a descriptor of a directory) reaches the other user.
+            os.closerange(0, writer)
+            os.closerange(writer + 1, os.sysconf('SC_OPEN_MAX'))
             os.setgroups([])
             os.setgid(gid)
             os.setuid(uid)
@@ -124,14 +154,21 @@ def as_user(uid, gid, function, *args):
         finally:
             os._exit(code)
     os.close(writer)
-    chunks = []
-    while True:
-        chunk = os.read(reader, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(reader)
-    os.waitpid(pid, 0)
+    chunks, deadline = [], time.time() + AS_USER_SECONDS
+    try:
+        while True:
+            ready = select.select([reader], [], [], max(0, deadline - time.time()))[0]
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                raise OSError(errno.ETIMEDOUT, 'the process working as uid %d did not finish within %d s' % (
+                    uid, AS_USER_SECONDS))
+            chunk = os.read(reader, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(reader)
+        os.waitpid(pid, 0)
     answer = b''.join(chunks)
     if answer[:1] == b'R':
         return json.loads(answer[1:].decode('utf-8'))
@@ -190,7 +227,10 @@ def make_directory(path, uid, gid, mode, check_mode=False):
     """Make directory path for uid:gid with mode, in a parent root alone can write, owner and mode set through its
     descriptor (a link swapped in meanwhile is never chowned): True when it was missing."""
     parent, name = os.path.split(path.rstrip('/'))
-    if os.path.isdir(path) and not os.path.islink(path):
+    if os.path.islink(path):
+        raise UntrustedPath('%s is a link: root does not follow links where it writes. Replace it with a directory and '
+                            'run again.' % path)
+    if os.path.isdir(path):
         return False
     if check_mode:
         return True
@@ -226,11 +266,37 @@ def open_append(path, mode=0o640):
     finally:
         os.close(descriptor)
     info = os.fstat(handle)
-    if not stat.S_ISREG(info.st_mode) or info.st_uid != 0 or info.st_nlink != 1 or info.st_mode & 0o002:
+    if not stat.S_ISREG(info.st_mode) or info.st_uid != 0 or info.st_nlink != 1 or info.st_mode & 0o022:
         os.close(handle)
         raise UntrustedPath('%s is not a file of root\'s with one name that only root can write. Remove it and run '
                             'again.' % path)
     return handle
+
+
+def remove_tree(path):
+    """Delete directory path and all below it, reached without following a link - the parents included (the
+    cluster owner could swap one for a link): the parent is opened from / one component at a time, and rmtree works
+    through its descriptor. False when there was nothing."""
+    parent, name = os.path.split(os.path.normpath(path))
+    try:
+        descriptor = open_directory(parent, trusted=False)
+    except OSError as exc:
+        if exc.errno == errno.ENOENT:
+            return False
+        raise
+    try:
+        try:
+            info = os.lstat(name, dir_fd=descriptor)
+        except OSError as exc:
+            if exc.errno == errno.ENOENT:
+                return False
+            raise
+        if not stat.S_ISDIR(info.st_mode):
+            raise UntrustedPath('%s is not a directory (a link?): root removes nothing through it.' % path)
+        shutil.rmtree(name, dir_fd=descriptor)
+        return True
+    finally:
+        os.close(descriptor)
 
 
 def remove_file(path, any_owner=False):
@@ -282,7 +348,7 @@ def open_existing(path, flags=os.O_RDONLY, owners=None):
     (no hard link into it) and, with owners, owned by one of those uids: how root opens a file that lies where another
     user may write (the configuration a container bind-mounts from its user's directory)."""
     try:
-        handle = os.open(path, flags | NOFOLLOW | CLOEXEC)
+        handle = os.open(path, flags | NOFOLLOW | CLOEXEC | NONBLOCK)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
             raise UntrustedPath('%s is a link: root does not follow it. Put the file itself there and run again.'

@@ -10,6 +10,7 @@ __metaclass__ = type
 
 import errno
 import glob
+import hashlib
 import json
 import os
 import pwd
@@ -19,7 +20,7 @@ import subprocess
 import time
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files, _places
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError, untrusted_message
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import (
     KEPT_MESSAGE, DirectoryPlace)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import STATE_DIRECTORY, Target, _bytes, _text
@@ -119,7 +120,7 @@ class HostTarget(Target):
         self.wait_for_recovery(timeout, pause, lambda: postmaster_running(pg_path), postgresql_log_errors)
 
     def data_place(self, pg_path):
-        return DirectoryPlace(pg_path)
+        return DirectoryPlace(pg_path, owner=lambda: self.user_ids(self.os_user)[0])
 
     def scratch_place(self, live_pg_path, settings):
         return HostScratch(self, live_pg_path, settings)
@@ -157,9 +158,10 @@ def die_with_parent():
 def postmaster_running(pg_path):
     """Whether a postmaster runs on pg_path: postmaster.pid names a live process."""
     try:
-        with open('%s/postmaster.pid' % pg_path) as handle:
+        # Not through a link, and not waiting on a FIFO planted in its place.
+        with os.fdopen(_files.open_existing('%s/postmaster.pid' % pg_path)) as handle:
             pid = int(handle.readline().strip())
-    except (IOError, OSError, ValueError):
+    except (IOError, OSError, ValueError, _files.UntrustedPath):
         return False
     if pid <= 0:  # kill(0 or -1) would signal a process group, not a postmaster
         return False
@@ -176,9 +178,9 @@ def postgresql_log_errors(directory='/var/log/postgresql'):
     """The FATAL and PANIC lines at the end of the newest PostgreSQL log (Debian's /var/log/postgresql)."""
     try:
         logs = [os.path.join(directory, name) for name in os.listdir(directory) if name.endswith('.log')]
-        with open(max(logs, key=os.path.getmtime), 'rb') as handle:
+        with os.fdopen(_files.open_existing(max(logs, key=os.path.getmtime)), 'rb') as handle:
             lines = _text(handle.read()[-20000:]).splitlines()[-40:]
-    except (IOError, OSError, ValueError):
+    except (IOError, OSError, ValueError, _files.UntrustedPath):
         return 'see the PostgreSQL log'
     errors = [line for line in lines if 'FATAL' in line or 'PANIC' in line]
     return ' '.join(errors[-3:]) or 'see the PostgreSQL log'
@@ -223,7 +225,9 @@ class HostScratch(object):
                                                   if _places.port_listening(self.settings.port) else None)
 
     def _record_path(self):
-        return os.path.join(STATE_DIRECTORY, 'drills', '%s.json' % self.path.strip('/').replace('/', '_'))
+        # Readable, and told apart by a digest of the path (/a/b_c and /a_b/c would otherwise share a name).
+        digest = hashlib.sha256(self.path.encode('utf-8')).hexdigest()[:12]
+        return os.path.join(STATE_DIRECTORY, 'drills', '%s-%s.json' % (self.path.strip('/').replace('/', '_'), digest))
 
     def record(self):
         """What the drill that made this scratch place recorded ({keep, stanza, created}), or None."""
@@ -255,7 +259,10 @@ class HostScratch(object):
 
     def create(self, stanza):
         if os.path.lexists(self.path):
-            # Left by a drill that was interrupted (refusal() let no kept place through).
+            # Left by a drill that was interrupted: removed only when its record says a drill made it, not to keep.
+            why = self.kept()
+            if why:
+                raise ChronosError('Restore drill refused: %s. Nothing was changed.' % why)
             self.remove()
         _files.write_file(self._record_path(), json.dumps(dict(
             keep=bool(self.settings.keep), stanza=stanza, created=int(time.time()))).encode(), 0, 0, 0o600,
@@ -275,6 +282,9 @@ class HostScratch(object):
         if os.path.exists(os.path.join(data, 'postmaster.pid')):
             target = self.target or self.live
             target.run([target.pg_tool('pg_ctl'), '-D', data, '-m', 'immediate', '-w', 'stop'])
-        # rmtree follows no link, the top one included.
-        shutil.rmtree(self.path, ignore_errors=True)
+        # Reached without following a link, its parents included, and nothing below it followed either.
+        try:
+            _files.remove_tree(self.path)
+        except _files.UntrustedPath as exc:
+            raise ChronosError(untrusted_message(exc))
         _files.remove_file(self._record_path())

@@ -92,11 +92,11 @@ class StanzaLock(object):
             return ''
         try:
             if test:
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+                # The kernel's list, not a try of the lock: a try would make a backup starting that instant find
+                # the stanza busy.
+                info = os.fstat(handle)
+                if not flock_holders([(os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)]):
                     return ''
-                except (IOError, OSError):
-                    pass
             return os.read(handle, 65536).decode('utf-8', 'replace').strip()
         finally:
             os.close(handle)
@@ -175,22 +175,23 @@ class StanzaLock(object):
     def __enter__(self):
         deadline = time.time() + self.wait
         self.handle = self._open()
-        if not self._take(self.handle, deadline):
-            holder = self.holder() or 'another run'
+        try:
+            if not self._take(self.handle, deadline):
+                raise self._busy(self.holder() or 'another run', self.path)
+            if self.shared:
+                try:
+                    self.shared_handle = _files.open_existing(self.shared)
+                except (IOError, OSError, _files.UntrustedPath) as exc:
+                    raise ChronosError('Cannot lock %s, the configuration of stanza %s: %s' % (
+                        self.shared, self.stanza, getattr(exc, 'strerror', None) or exc), refused=True)
+                if not self._take(self.shared_handle, deadline):
+                    raise self._busy('a backup started by hand (pgbackrest-backup.sh)', self.shared)
+            self.since = int(time.time())
+            self._write('%s pid %d since %d' % (self.purpose, os.getpid(), self.since))
+        except BaseException:
+            # Busy, refused or interrupted: nothing stays open (or locked) behind the caller's back.
             self._release()
-            raise self._busy(holder, self.path)
-        if self.shared:
-            try:
-                self.shared_handle = _files.open_existing(self.shared)
-            except (IOError, OSError, _files.UntrustedPath) as exc:
-                self._release()
-                raise ChronosError('Cannot lock %s, the configuration of stanza %s: %s' % (
-                    self.shared, self.stanza, getattr(exc, 'strerror', None) or exc), refused=True)
-            if not self._take(self.shared_handle, deadline):
-                self._release()
-                raise self._busy('a backup started by hand (pgbackrest-backup.sh)', self.shared)
-        self.since = int(time.time())
-        self._write('%s pid %d since %d' % (self.purpose, os.getpid(), self.since))
+            raise
         return self
 
     def _write(self, text):

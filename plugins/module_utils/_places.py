@@ -23,12 +23,12 @@ __metaclass__ = type
 import calendar
 import os
 import re
-import shutil
+import stat
 import time
 from datetime import datetime
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError, untrusted_message
 
 KEPT = '.pre-restore-'
 ROLLED_BACK = '.rolled-back-'
@@ -55,8 +55,8 @@ def disk_usage(path):
 
 
 def free_bytes(path):
-    stat = os.statvfs(path)
-    return stat.f_bavail * stat.f_frsize
+    found = os.statvfs(path)
+    return found.f_bavail * found.f_frsize
 
 
 def _empty_like(path, like):
@@ -104,13 +104,17 @@ def _relink(link, text):
         os.close(directory)
 
 
-def _rename(source, destination):
+def _rename(source, destination, owner=None):
     """rename(2) through descriptors of both parents, reached without following a link: the parents may be the
-    cluster owner's (/var/lib/postgresql/16), who could otherwise swap one for a link meanwhile."""
+    cluster owner's (/var/lib/postgresql/16), who could otherwise swap one for a link meanwhile. With owner, source
+    must be a directory of that uid's, seen through the same descriptor just before: root renames nothing the cluster's
+    owner could not (a pg_wal link turned to /etc/ssl renames nothing)."""
     source_parent, source_name = os.path.split(source)
     destination_parent, destination_name = os.path.split(destination)
     source_fd = _files.open_directory(source_parent, trusted=False)
     try:
+        if owner is not None:
+            _refuse_unless_owned(source, os.lstat(source_name, dir_fd=source_fd), owner)
         destination_fd = source_fd if destination_parent == source_parent else _files.open_directory(
             destination_parent, trusted=False)
         try:
@@ -120,6 +124,30 @@ def _rename(source, destination):
                 os.close(destination_fd)
     finally:
         os.close(source_fd)
+
+
+def _refuse_unless_owned(path, info, owner):
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != owner:
+        raise ChronosError('%s is not a directory of the cluster\'s owner (uid %d): root does not move or delete '
+                           'it. Nothing was moved.' % (path, owner))
+
+
+def _owner_refusal(path, owner):
+    """Why root would not move path for a cluster of uid owner, or None."""
+    try:
+        _refuse_unless_owned(path, os.lstat(path), owner)
+    except ChronosError as exc:
+        return exc.msg
+    except OSError:
+        return None
+    return None
+
+
+def _remove_tree(path):
+    try:
+        return _files.remove_tree(path)
+    except _files.UntrustedPath as exc:
+        raise ChronosError(untrusted_message(exc))
 
 
 def _same_filesystem(one, other):
@@ -227,7 +255,7 @@ class DataPlace(object):
 
     def remove_kept(self, kept):
         """Delete a kept copy for good (only ever one that kept() listed, named by the operator)."""
-        shutil.rmtree(kept.local)
+        _remove_tree(kept.local)
 
     def find_kept(self, name):
         for kept in self.kept():
@@ -240,13 +268,22 @@ class DataPlace(object):
 class DirectoryPlace(DataPlace):
     kind = 'directory'
 
-    def __init__(self, local, local_path=None):
+    def __init__(self, local, local_path=None, owner=None):
         """local_path turns a path as the data directory's links name it into one on this machine's disk (in a
-        container, through its mounts), or None when it lies nowhere this machine can reach."""
+        container, through its mounts), or None when it lies nowhere this machine can reach. owner is the cluster
+        owner's uid: the data directory and the directories its links reach must be that uid's."""
         # A symlinked data directory is kept where it really is; the link stays and points at the new one.
         super(DirectoryPlace, self).__init__(os.path.realpath(local))
         self.local_path = local_path or (lambda path: path)
         self.given = local
+        self._owner = owner
+
+    @property
+    def owner(self):
+        """The cluster owner's uid, asked of the target the first time it is needed; None when not known."""
+        if callable(self._owner):
+            self._owner = self._owner()
+        return self._owner
 
     def restore_path(self, pg_path):
         """The path pgBackRest restores into: the real directory when pg_path is a symlink on this machine (pgBackRest
@@ -254,6 +291,8 @@ class DirectoryPlace(DataPlace):
         return self.local if self.given == pg_path and os.path.islink(pg_path) else pg_path
 
     def refusal(self):
+        if self.owner is not None and _owner_refusal(self.local, self.owner):
+            return _owner_refusal(self.local, self.owner)
         if os.path.ismount(self.local):
             return ('%s is a mount point: its files cannot be renamed aside on their filesystem. Mount the filesystem '
                     'one level up (PGDATA a directory inside it), or restore by hand.' % self.local)
@@ -265,6 +304,8 @@ class DirectoryPlace(DataPlace):
             if os.path.ismount(target):
                 return ('%s links to %s, a mount point: it cannot be renamed aside on its filesystem. Link to a directory '
                         'inside the mounted filesystem instead, or restore by hand.' % (link, os.readlink(link)))
+            if self.owner is not None and _owner_refusal(target, self.owner):
+                return '%s links to %s. %s' % (link, os.readlink(link), _owner_refusal(target, self.owner))
         return None
 
     def _link_target(self, link):
@@ -292,10 +333,15 @@ class DirectoryPlace(DataPlace):
         """Rename a data directory, and each linked directory beside its destination with the same suffix;
         the renamed data directory's links follow."""
         links = [(link, self._link_target(link), os.readlink(link)) for link in self._linked(source)]
-        _rename(source, destination)
+        if self.owner is not None:
+            # Every directory judged before the first moves: a refusal leaves everything where it was.
+            for path in [source] + [target for dummy, target, dummy in links if target and os.path.exists(target)]:
+                if _owner_refusal(path, self.owner):
+                    raise ChronosError(_owner_refusal(path, self.owner))
+        _rename(source, destination, self.owner)
         for link, target, text in links:
             if target and os.path.exists(target):
-                _rename(target, target + suffix)
+                _rename(target, target + suffix, self.owner)
             moved_link = os.path.join(destination, os.path.relpath(link, source))
             _relink(moved_link, text + suffix)
 
@@ -311,28 +357,28 @@ class DirectoryPlace(DataPlace):
         os.rmdir(self.local)
         # The kept copy's links point at <dir>.pre-restore-<stamp>: give those their names back.
         suffix = KEPT + kept.stamp
-        _rename(kept.local, self.local)
+        _rename(kept.local, self.local, self.owner)
         for link in self._linked(self.local):
             text, target = os.readlink(link), self._link_target(link)
             if text.endswith(suffix) and target:
                 original = target[:-len(suffix)]
                 if os.path.exists(target) and not os.path.exists(original):
-                    _rename(target, original)
+                    _rename(target, original, self.owner)
                 _relink(link, text[:-len(suffix)])
         return current
 
     def remove_kept(self, kept):
         """Delete a kept copy and the linked directories (pg_wal, tablespaces) moved aside with it."""
         suffix = kept.name[len(self.local):]
-        owner = os.lstat(kept.local).st_uid
+        owner = os.lstat(kept.local).st_uid if self.owner is None else self.owner
+        _refuse_unless_owned(kept.local, os.lstat(kept.local), owner)
         for link in self._linked(kept.local):
             # The links lie in the cluster owner's files: only a directory that owner owns, and that was moved aside
             # with this copy (its suffix), is deleted - nothing the owner could not delete itself.
             target = self._link_target(link)
-            if target and target.endswith(suffix) and os.path.isdir(target) and not os.path.islink(target) \
-                    and os.lstat(target).st_uid == owner:
-                shutil.rmtree(target)
-        shutil.rmtree(kept.local)
+            if target and target.endswith(suffix) and not _owner_refusal(target, owner) and os.path.isdir(target):
+                _remove_tree(target)
+        _remove_tree(kept.local)
 
 
 class VolumeRootPlace(DataPlace):

@@ -23,11 +23,13 @@ archived - or refuses, saying what would be lost.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
+import errno
 import os
 import re
 import time
 from datetime import datetime, timezone
 
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._lock import StanzaLock
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import PgBackRestError, parse_error, utc
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import (
@@ -275,8 +277,13 @@ def _answers(target):
 
 
 def _read_local(directory, name):
-    with open(os.path.join(directory, name), 'rb') as handle:
-        return handle.read()
+    """A file the cluster's owner may have put there: not through a link, not a FIFO (either reads as unreadable)."""
+    try:
+        handle = _files.open_existing(os.path.join(directory, name))
+    except _files.UntrustedPath as exc:
+        raise OSError(errno.EPERM, str(exc))
+    with os.fdopen(handle, 'rb') as stream:
+        return stream.read()
 
 
 def is_this_restore(restored, backup, request):

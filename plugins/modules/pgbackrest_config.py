@@ -99,6 +99,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres impor
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 
 MODE = 0o600
+# How long a change of the configuration waits for a backup, restore, drill or verify that holds the stanza.
+LOCK_WAIT_SECONDS = 600
 
 
 def main():
@@ -135,7 +137,14 @@ def main():
                 prove(run, candidate)
             finally:
                 target.remove_file(candidate)
-        if target.write_file(config, content, uid, gid, MODE, run.check_mode):
+            # Replaced under the stanza's lock: a backup, restore, drill or verify holding the file's lock (the wrapper
+            # by hand) ends before the file - on a host, a new inode others will lock - takes its place.
+            with run.pgbackrest.lock('pgbackrest.conf replaced (pgbackrest_config)', wait=LOCK_WAIT_SECONDS):
+                target.write_file(config, content, uid, gid, MODE)
+            changed.append(config)
+        elif not same:
+            changed.append(config)
+        elif target.write_file(config, content, uid, gid, MODE, run.check_mode):
             changed.append(config)
         run.exit(changed=bool(changed), changed_files=changed)
 

@@ -145,6 +145,7 @@ import ast
 import importlib
 import json
 import os
+import shlex
 import sys
 
 # The program (_jobs) and, through its imports, every module_utils file it needs: Ansible ships them with this
@@ -203,7 +204,7 @@ def library_files():
 
 def cron_text(params, stanza):
     # The job opens its log itself (no shell redirection, which would follow a link planted there as root).
-    program = '%s --stanza %s --log %s' % (PROGRAM, stanza, params['cron_log'])
+    program = '%s --stanza %s --log %s' % (PROGRAM, shlex.quote(stanza), shlex.quote(params['cron_log']))
     # One backup line: the job takes the type the schedule gives for the day (_backup.scheduled_type), full on
     # full_weekday, written into its settings.
     lines = ['# Scheduled pgBackRest jobs of stanza %s; written by chronos.pgbackrest (pgbackrest_schedule).' % stanza,

@@ -165,6 +165,19 @@ def state_dir(_run_dirs, monkeypatch):
 # --- captured output and data directories -----------------------------------------------------------------------
 
 @pytest.fixture
+def owned_by_this_user(monkeypatch):
+    """The cluster owner, on a host and in a container, is this process's user: the data directories tests make in
+    tmp_path are theirs, as a cluster's are its owner's (a restore moves only directories of the cluster's owner)."""
+    from ansible_collections.chronos.pgbackrest.plugins.module_utils._container import ContainerTarget
+    from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import HostTarget
+
+    def this_user(self, user):
+        return os.getuid(), os.getgid()
+    monkeypatch.setattr(HostTarget, 'user_ids', this_user)
+    monkeypatch.setattr(ContainerTarget, 'user_ids', this_user)
+
+
+@pytest.fixture
 def captured():
     """captured('info-no-backup.json') -> the file's text, as a target returns it."""
     return fixture_text

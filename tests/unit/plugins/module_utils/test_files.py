@@ -53,6 +53,70 @@ def test_as_user_raises_the_childs_failure(reachable):
     assert 'Permission denied' in str(raised.value)
 
 
+def test_as_user_passes_no_descriptor_of_roots_on(reachable):
+    """A descriptor root holds (a lock, a root-only file) is closed in the child before it becomes the other user."""
+    secret = os.path.join(reachable, 'secret')
+    with open(secret, 'w') as handle:
+        handle.write('root only')
+    os.chmod(secret, 0o600)
+    held = os.open(secret, os.O_RDONLY)
+    try:
+        def read_what_root_held():
+            try:
+                return os.read(held, 100).decode()
+            except OSError as exc:
+                return 'closed: %s' % exc.strerror
+        assert _files.as_user(NOBODY, NOBODY, read_what_root_held) == 'closed: Bad file descriptor'
+    finally:
+        os.close(held)
+
+
+def test_as_user_gives_up_on_a_child_that_hangs(monkeypatch):
+    monkeypatch.setattr(_files, 'AS_USER_SECONDS', 1)
+    import time
+    with pytest.raises(OSError) as raised:
+        _files.as_user(NOBODY, NOBODY, time.sleep, 30)
+    assert 'did not finish within 1 s' in str(raised.value)
+
+
+def test_a_fifo_where_a_file_is_expected_does_not_hang(reachable):
+    fifo = os.path.join(reachable, 'postmaster.pid')
+    os.mkfifo(fifo)
+    with pytest.raises(_files.UntrustedPath, match='is not a regular file'):
+        _files.open_existing(fifo)
+
+
+def test_a_directory_another_process_made_meanwhile_is_judged_not_refused(reachable, monkeypatch):
+    """mkdir racing another mkdir of the same directory (two jobs at boot): EEXIST is not a failure."""
+    wanted = os.path.join(reachable, 'made', 'deeper')
+    real_mkdir = os.mkdir
+
+    def racing_mkdir(name, mode=0o777, dir_fd=None):
+        real_mkdir(name, mode, dir_fd=dir_fd)
+        raise OSError(17, 'File exists')
+    monkeypatch.setattr(os, 'mkdir', racing_mkdir)
+    descriptor = _files.open_directory(wanted, 0o755)
+    os.close(descriptor)
+    assert os.path.isdir(wanted)
+
+
+def test_remove_tree_follows_no_link_above_it(reachable, users_home):
+    """The cluster owner swaps a parent for a link to a directory of root's: nothing of root's is removed."""
+    roots = os.path.join(reachable, 'roots')
+    os.makedirs(os.path.join(roots, 'scratch', 'data'))
+    parent = os.path.join(users_home, '16')
+    os.symlink(roots, parent)
+    with pytest.raises(_files.UntrustedPath):
+        _files.remove_tree(os.path.join(parent, 'scratch'))
+    assert os.path.isdir(os.path.join(roots, 'scratch', 'data'))
+    os.unlink(parent)
+    os.makedirs(os.path.join(parent, 'scratch', 'data'))
+    os.symlink(roots, os.path.join(parent, 'scratch', 'data', 'link'))
+    assert _files.remove_tree(os.path.join(parent, 'scratch')) is True
+    assert not os.path.exists(os.path.join(parent, 'scratch')) and os.path.isdir(roots)
+    assert _files.remove_tree(os.path.join(parent, 'scratch')) is False
+
+
 def test_a_file_of_the_user_in_the_users_directory_is_written_as_the_user(users_home):
     path = os.path.join(users_home, 'postgresql.conf')
     assert _files.write_file(path, b'port = 5433\n', NOBODY, NOBODY, 0o600) is True

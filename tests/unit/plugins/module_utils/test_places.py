@@ -20,6 +20,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import 
 FIRST = '20261124T095217Z'
 SECOND = '20261124T095255Z'
 
+pytestmark = pytest.mark.usefixtures('owned_by_this_user')
+
 
 def tree(directory):
     """{relative path: file content, or '-> target' for a link, or '/' for a directory}, links not followed."""
@@ -94,6 +96,61 @@ def test_move_aside_renames_the_directory_and_its_linked_directories(cluster):
     assert os.listdir(str(cluster / 'ts')) == ['one.pre-restore-' + FIRST]
     with open(os.path.join(moved, 'pg_wal', '000000010000000000000012')) as handle:
         assert handle.read() == 'old wal'
+
+
+NOBODY = 65534
+
+
+def owned_by_nobody(cluster):
+    """The cluster's directories handed to another user, as a database host's are postgres's."""
+    for top in ('pg/main', 'wal/main', 'ts/one'):
+        for root, dirs, files in os.walk(str(cluster / top)):
+            for name in dirs + files + ['.']:
+                os.lchown(os.path.join(root, name), NOBODY, NOBODY)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='hands files to another user')
+def test_a_data_directory_swapped_for_a_link_to_roots_is_never_moved(cluster):
+    """What the cluster's owner could do before a restore: main made a link to a directory of root's. root moves
+    nothing that is not the owner's."""
+    owned_by_nobody(cluster)
+    roots = cluster / 'etc'
+    write(str(roots / 'shadow'), 'root only')
+    main = cluster / 'pg' / 'main'
+    os.rename(str(main), str(cluster / 'pg' / 'real'))
+    os.symlink(str(roots), str(main))
+    place = DirectoryPlace(str(main), owner=NOBODY)
+    assert place.refusal() == ("%s is not a directory of the cluster's owner (uid %d): root does not move or delete "
+                               "it. Nothing was moved." % (roots, NOBODY))
+    with pytest.raises(ChronosError, match="is not a directory of the cluster's owner"):
+        place.move_aside(FIRST)
+    assert os.listdir(str(cluster / 'etc')) == ['shadow']
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='hands files to another user')
+def test_a_pg_wal_link_turned_to_a_directory_of_roots_renames_nothing_of_roots(cluster):
+    owned_by_nobody(cluster)
+    roots = cluster / 'ssl'
+    write(str(roots / 'key.pem'), 'root only')
+    wal = cluster / 'pg' / 'main' / 'pg_wal'
+    os.unlink(str(wal))
+    os.symlink(str(roots), str(wal))
+    os.lchown(str(wal), NOBODY, NOBODY)
+    place = DirectoryPlace(str(cluster / 'pg' / 'main'), owner=NOBODY)
+    assert place.refusal().startswith('%s links to %s. %s is not a directory of the cluster' % (wal, roots, roots))
+    with pytest.raises(ChronosError):
+        place.move_aside(FIRST)
+    # Refused before anything moved: the data directory is where it was too.
+    assert os.listdir(str(roots)) == ['key.pem'] and os.path.isdir(str(cluster / 'pg' / 'main' / 'base'))
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='hands files to another user')
+def test_the_owners_cluster_moves_as_before(cluster):
+    owned_by_nobody(cluster)
+    place = DirectoryPlace(str(cluster / 'pg' / 'main'), owner=NOBODY)
+    assert place.refusal() is None
+    kept = place.move_aside(FIRST)
+    assert os.path.isdir(kept.local) and os.path.isdir(str(cluster / 'wal' / ('main.pre-restore-' + FIRST)))
 
 
 def test_put_back_restores_the_names_and_keeps_the_current_data(cluster):

@@ -45,6 +45,8 @@ SWITCH = parse_lsn('0/120000A0')             # where timeline 2 left timeline 1 
 TL1_END = 1795513933                         # 000000010000000000000012 stored, 09:52:13
 TL2_END = 1795513971                         # 000000020000000000000012 stored, 09:52:51
 
+pytestmark = pytest.mark.usefixtures('owned_by_this_user')
+
 
 def ids(table):
     return [row[0] for row in table]

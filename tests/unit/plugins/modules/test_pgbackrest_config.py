@@ -64,6 +64,23 @@ def test_a_changed_configuration_is_proven_then_installed(run_module, host_files
     assert 'the-passphrase' not in str(run.result)
 
 
+def test_a_backup_by_hand_holding_the_file_keeps_it_in_place(run_module, host_files, clock):
+    """The wrapper run by hand locks pgbackrest.conf; on a host the new file is a new inode, which a restore would
+    lock without waiting for that backup. The change waits for the lock, and gives up saying who holds it."""
+    import fcntl
+    held = os.open(host_files['config'], os.O_RDONLY)
+    fcntl.flock(held, fcntl.LOCK_EX)
+    try:
+        run = run_module(pgbackrest_config, args(host_files), [ok('info-one-full.json')])
+    finally:
+        os.close(held)
+    assert run.failed
+    assert 'is busy: a backup started by hand (pgbackrest-backup.sh) holds %s (waited 600 s)' % host_files['config'] \
+        in run.msg
+    assert read(host_files['config']) == OLD
+    assert sorted(os.listdir(os.path.dirname(host_files['config']))) == ['pgbackrest.conf']
+
+
 def test_a_new_repository_without_the_stanza_yet(run_module, host_files):
     run = run_module(pgbackrest_config, args(host_files), [ok('info-missing-stanza.json')])
     assert not run.failed and run.result['changed'] is True

@@ -37,6 +37,8 @@ TL2_END = '2026-11-24 09:52:51+00'             # 000000020000000000000012 was st
 LAB_MAIN = {'backup_label.old': 'datadir-main.backup_label.old', 'postgresql.auto.conf': 'datadir-main.auto.conf',
             'PG_VERSION': b'15\n'}
 
+pytestmark = pytest.mark.usefixtures('owned_by_this_user')
+
 
 def ids(table):
     return [row[0] for row in table]

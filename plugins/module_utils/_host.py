@@ -23,7 +23,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files, 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError, untrusted_message
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import (
     KEPT_MESSAGE, DirectoryPlace)
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import STATE_DIRECTORY, Target, _bytes, _text
+from ansible_collections.chronos.pgbackrest.plugins.module_utils import _target
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import Target, _bytes, _text
 
 DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 
@@ -227,7 +228,9 @@ class HostScratch(object):
     def _record_path(self):
         # Readable, and told apart by a digest of the path (/a/b_c and /a_b/c would otherwise share a name).
         digest = hashlib.sha256(self.path.encode('utf-8')).hexdigest()[:12]
-        return os.path.join(STATE_DIRECTORY, 'drills', '%s-%s.json' % (self.path.strip('/').replace('/', '_'), digest))
+        # Read when used (not bound at import): the tests give each run a directory of its own.
+        name = '%s-%s.json' % (self.path.strip('/').replace('/', '_'), digest)
+        return os.path.join(_target.STATE_DIRECTORY, 'drills', name)
 
     def record(self):
         """What the drill that made this scratch place recorded ({keep, stanza, created}), or None."""

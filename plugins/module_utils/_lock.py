@@ -19,6 +19,7 @@ __metaclass__ = type
 
 import errno
 import fcntl
+import json
 import os
 import re
 import stat
@@ -28,6 +29,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError, untrusted_message
 
 LOCK_DIRECTORY = '/run/chronos-pgbackrest'
+# When a lock was first seen held by a process that is gone (root's alone): see held_seconds.
+SEEN_DIRECTORY = '/var/lib/chronos-pgbackrest/locks'
 _SINCE = re.compile(r' since (\d+)')
 
 
@@ -123,9 +126,42 @@ class StanzaLock(object):
                 info = None
             if info is not None:
                 files.append((os.major(info.st_dev), os.minor(info.st_dev), info.st_ino))
-        starts = [process_start(pid) for pid in flock_holders(files)]
+        holders = flock_holders(files)
+        starts = [process_start(pid) for pid in holders]
         starts = [start for start in starts if start is not None]
-        return max(0, int(time.time() - min(starts))) if starts else 0
+        if starts or not holders:
+            self._forget_unknown_holders()
+            return max(0, int(time.time() - min(starts))) if starts else 0
+        # Held, and the process the kernel names is gone: the lock's descriptor lives on in a child it forked (an
+        # orphaned pgBackRest worker, say). Counted from when this was first seen, so the alert still fires.
+        return self._unknown_holders_seconds(sorted(holders))
+
+    def _seen_path(self):
+        return os.path.join(SEEN_DIRECTORY, '%s.json' % self.stanza)
+
+    def _unknown_holders_seconds(self, holders):
+        now = time.time()
+        try:
+            handle = _files.open_existing(self._seen_path(), owners=(0,))
+            with os.fdopen(handle) as stream:
+                seen = json.load(stream)
+            if seen.get('holders') == holders:
+                return max(0, int(now - seen['since']))
+        except (IOError, OSError, ValueError, KeyError, TypeError, _files.UntrustedPath):
+            pass
+        try:
+            _files.write_file(self._seen_path(), json.dumps(dict(holders=holders, since=int(now))).encode(), 0, 0,
+                              0o600, create_mode=0o700)
+        except (IOError, OSError, _files.UntrustedPath):
+            pass
+        return 0
+
+    def _forget_unknown_holders(self):
+        if os.path.lexists(self._seen_path()):
+            try:
+                _files.remove_file(self._seen_path())
+            except (IOError, OSError, _files.UntrustedPath):
+                pass
 
     def left_behind(self):
         """What the last holder wrote, held or not: a holder that was killed leaves its last note (a clean exit empties

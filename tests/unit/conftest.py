@@ -139,6 +139,7 @@ def lock_dir(_run_dirs, monkeypatch):
     parent, counter = _run_dirs
     directory = os.path.join(parent, str(next(counter)))
     monkeypatch.setattr(_lock, 'LOCK_DIRECTORY', directory)
+    monkeypatch.setattr(_lock, 'SEEN_DIRECTORY', directory + '-seen')
     return directory
 
 

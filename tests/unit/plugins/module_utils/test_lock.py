@@ -247,3 +247,37 @@ def test_held_seconds_from_the_holders_start(clock, monkeypatch, config):
         assert lock.held_seconds() == 7200
     finally:
         os.close(handle)
+
+
+def test_held_by_a_process_that_is_gone_counts_from_when_it_was_first_seen(clock, monkeypatch, config):
+    """The kernel names the process that took the lock; when that one exited and a child it forked holds the
+    descriptor (an orphaned pgBackRest worker), its start is unknown: the time is counted from the first metrics run
+    that saw the lock so, and forgotten once the lock is free."""
+    monkeypatch.setattr(_lock, 'process_start', lambda pid: None)
+    lock = StanzaLock('chronos-v2', 'metrics', shared=config)
+    handle = os.open(config, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        assert lock.held_seconds() == 0
+        clock.now += 7 * 3600
+        assert lock.held_seconds() == 7 * 3600
+        assert oct(os.stat(lock._seen_path()).st_mode & 0o777) == oct(0o600)
+    finally:
+        os.close(handle)
+    assert lock.held_seconds() == 0
+    assert not os.path.exists(lock._seen_path())
+
+
+def test_a_first_seen_record_others_could_write_is_not_believed(clock, monkeypatch, config):
+    monkeypatch.setattr(_lock, 'process_start', lambda pid: None)
+    lock = StanzaLock('chronos-v2', 'metrics', shared=config)
+    handle = os.open(config, os.O_RDONLY)
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+        lock.held_seconds()
+        os.chown(lock._seen_path(), 65534, 65534)
+        clock.now += 3600
+        # Not believed, so written anew: counted from now.
+        assert lock.held_seconds() == 0
+    finally:
+        os.close(handle)

@@ -90,7 +90,7 @@ changed_files:
   returned: always
   type: list
   elements: str
-executed_commands: {type: list, elements: str, returned: always, description: Commands run (the candidate's proof).}
+executed_commands: {type: list, elements: str, returned: always, description: "Commands run (the candidate's proof)."}
 '''
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun

@@ -113,7 +113,7 @@ report:
   elements: str
 put_back: {type: list, elements: str, returned: when something was put back, description: "What the collection placed on the
   target and found missing or changed there (a container recreated from its image), put back first; C(changed)."}
-executed_commands: {type: list, elements: str, returned: always, description: Commands run.}
+executed_commands: {type: list, elements: str, returned: always, description: "Commands run."}
 '''
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._drill import Drill, Settings

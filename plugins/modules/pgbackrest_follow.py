@@ -89,7 +89,7 @@ progress:
   description: How far the job got, as a sentence.
   returned: when not finished
   type: str
-executed_commands: {type: list, elements: str, returned: always, description: Commands run.}
+executed_commands: {type: list, elements: str, returned: always, description: "Commands run."}
 '''
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._follow import follow

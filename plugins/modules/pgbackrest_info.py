@@ -92,7 +92,7 @@ pgbackrest_version:
   returned: success
   type: str
   sample: "2.45"
-executed_commands: {type: list, elements: str, returned: always, description: The pgbackrest commands run.}
+executed_commands: {type: list, elements: str, returned: always, description: "The pgbackrest commands run."}
 '''
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun

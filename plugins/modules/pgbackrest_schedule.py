@@ -138,7 +138,7 @@ cron_file:
   description: The cron file.
   returned: always
   type: str
-executed_commands: {type: list, elements: str, returned: always, description: Commands run on the target.}
+executed_commands: {type: list, elements: str, returned: always, description: "Commands run on the target."}
 '''
 
 import ast

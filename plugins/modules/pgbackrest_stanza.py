@@ -81,7 +81,7 @@ cluster:
       sample: 7711661904765073182
 put_back: {type: list, elements: str, returned: when something was put back, description: "What the collection placed on the
   target and found missing or changed there (a container recreated from its image), put back first; C(changed)."}
-executed_commands: {type: list, elements: str, returned: always, description: The pgbackrest commands run, or in check mode the ones that would run.}
+executed_commands: {type: list, elements: str, returned: always, description: "The pgbackrest commands run, or in check mode the ones that would run."}
 '''
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun

@@ -157,7 +157,7 @@ target:
         wal_filesystem_size:
           description: Size in bytes of the filesystem that holds pg_wal.
           type: int
-executed_commands: {type: list, elements: str, returned: always, description: Commands run.}
+executed_commands: {type: list, elements: str, returned: always, description: "Commands run."}
 '''
 
 import os

@@ -66,7 +66,7 @@ msg:
   description: The one-line summary, or every problem found.
   returned: always
   type: str
-executed_commands: {type: list, elements: str, returned: always, description: Commands run.}
+executed_commands: {type: list, elements: str, returned: always, description: "Commands run."}
 '''
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun

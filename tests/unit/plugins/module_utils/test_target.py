@@ -466,7 +466,7 @@ def test_make_target_host_defaults():
 
 def test_make_target_host_settings():
     target = _drivers.make_target(dict(os_user='pg', pg_user='chronos', pg_port='5433', pg_socket_path='/tmp',
-                                      pg_bin_path='/opt/pg/bin', pg_service='postgresql@16-main'))
+                                       pg_bin_path='/opt/pg/bin', pg_service='postgresql@16-main'))
     assert (target.os_user, target.pg_user, target.pg_port, target.socket_path, target.bin_path, target.pg_service) == (
         'pg', 'chronos', 5433, '/tmp', '/opt/pg/bin', 'postgresql@16-main')
 
@@ -479,7 +479,7 @@ def test_make_target_host_stop_timeout_old_and_new_name():
 def test_make_target_container(docker):
     docker.add_container(env=['POSTGRES_USER=chronos', 'PGDATA=/var/lib/postgresql/data'])
     target = _drivers.make_target(dict(container='chronos-db', container_stop_timeout=30, config='/etc/pgbr.conf',
-                                      pg_port=5432))
+                                       pg_port=5432))
     assert (target.kind, target.name, target.stop_timeout, target.config_path, target.pg_user) == (
         'container', 'chronos-db', 30, '/etc/pgbr.conf', 'chronos')
 

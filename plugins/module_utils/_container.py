@@ -189,17 +189,25 @@ class ContainerTarget(Target):
         file the collection copied in) are copied along."""
         if self._helper is not None:
             return self._helper
-        host_config = self.container.attrs.get('HostConfig') or {}
         for leftover in self.client.containers.list(all=True, filters={'label': '%s=%s' % (HELPER_LABEL, self.name)}):
             leftover.remove(force=True)
-        self._helper = self.client.containers.create(
-            self.image_id, entrypoint=IDLE[:1], command=IDLE[1:], user='root', volumes_from=[self.container.id],
+        self._helper = self.sibling('%s-pgbackrest-helper' % self.name, {HELPER_LABEL: self.name}, share_volumes=True)
+        return self._helper
+
+    def sibling(self, name, labels, share_volumes=False):
+        """A container from this one's image, on its network (with its extra hosts and DNS), idling as root until it
+        is removed, with the files pgbackrest.conf points at outside the mounts copied in: with share_volumes this
+        one's volumes too (the restore helper), else none of them (the drill's scratch container)."""
+        host_config = self.container.attrs.get('HostConfig') or {}
+        created = self.client.containers.create(
+            self.image_id, entrypoint=IDLE[:1], command=IDLE[1:], user='root',
+            volumes_from=[self.container.id] if share_volumes else None,
             network_mode=host_config.get('NetworkMode') or 'default',
             extra_hosts=_extra_hosts(host_config.get('ExtraHosts')), dns=host_config.get('Dns') or None,
-            labels={HELPER_LABEL: self.name}, name='%s-pgbackrest-helper' % self.name)
-        self._helper.start()
-        copy_outside_mounts(self, self._helper)
-        return self._helper
+            labels=labels, name=name)
+        created.start()
+        copy_outside_mounts(self, created)
+        return created
 
     def close(self):
         if self._helper is not None:
@@ -549,18 +557,12 @@ class ContainerScratch(object):
     def create(self, stanza):
         # One left by an interrupted drill (refusal() let no kept one through).
         self.remove()
-        host_config = self.live.container.attrs.get('HostConfig') or {}
-        self.container = self.live.client.containers.create(
-            self.live.image_id, name=self.name, entrypoint=IDLE[:1], command=IDLE[1:], user='root',
-            network_mode=host_config.get('NetworkMode') or 'default',
-            labels={DRILL_LABEL: self.live.name, KEEP_LABEL: 'yes' if self.settings.keep else 'no',
-                    'chronos.pgbackrest.drill-stanza': stanza},
-            extra_hosts=dict(entry.partition(':')[::2] for entry in host_config.get('ExtraHosts') or []) or None)
-        self.container.start()
-        for path in (self.live.config_path,):
-            content, member = read_container_member(self.live.container, path)
-            put_file(self.container, path, content, member.uid, member.gid, member.mode)
-        copy_outside_mounts(self.live, self.container)
+        self.container = self.live.sibling(self.name, {
+            DRILL_LABEL: self.live.name, KEEP_LABEL: 'yes' if self.settings.keep else 'no',
+            'chronos.pgbackrest.drill-stanza': stanza})
+        # No volume of the live container: its configuration comes along as a copy.
+        content, member = read_container_member(self.live.container, self.live.config_path)
+        put_file(self.container, self.live.config_path, content, member.uid, member.gid, member.mode)
         self.target = ContainerTarget(self.name, client=self.live.client, config_path=self.live.config_path,
                                       os_user=self.live.os_user, pg_user=self.live.pg_user,
                                       pg_port=self.settings.port, socket_path='/tmp', bin_path=self.live.bin_path)

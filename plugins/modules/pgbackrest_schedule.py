@@ -115,6 +115,9 @@ attributes:
   check_mode:
     support: full
     description: Reports what it would write.
+  diff_mode:
+    support: full
+    description: Shows the changes to the cron file, the settings and the backup wrapper (none of them holds a secret).
 author:
   - Chronos platform team (@chronos-platform)
 '''
@@ -154,7 +157,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils import _jobs, _
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._files import (
-    make_local_directory, remove_local_file, write_local_file)
+    UntrustedPath, make_local_directory, open_existing, remove_local_file, write_local_file)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._schedule import schedule_refusal
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import settings_path
 
@@ -220,6 +223,25 @@ def cron_text(params, stanza):
     return '\n'.join(lines) + '\n'
 
 
+def read_local(path):
+    handle = open_existing(path)
+    with os.fdopen(handle, 'rb') as stream:
+        return stream.read()
+
+
+def current(read, path):
+    """What path holds now, b'' when it is missing or cannot be read."""
+    try:
+        return read(path)
+    except (IOError, OSError, ChronosError, UntrustedPath):
+        return b''
+
+
+def text_diff(path, before, after):
+    return dict(before_header=path, after_header=path, before=before.decode('utf-8', 'replace'),
+                after=after.decode('utf-8', 'replace'))
+
+
 def installed_files(run):
     """The files the collection places on the target, as the jobs put them back: path, content, owner and mode."""
     params = run.params
@@ -275,6 +297,14 @@ def main():
         files[PROGRAM] = (PROGRAM_TEXT % (interpreter, LIBRARY)).encode()
         files[settings_path(stanza)] = (json.dumps(settings, indent=2, sort_keys=True) + '\n').encode()
         cron_file = '/etc/cron.d/pgbackrest-%s' % stanza.replace('.', '_')
+        cron_content = cron_text(params, stanza).encode() if params['enabled'] else b''
+        diffs = []
+        if run.module._diff:
+            shown = [(settings_path(stanza), files[settings_path(stanza)], read_local),
+                     (cron_file, cron_content, read_local),
+                     (params['wrapper_path'], params['wrapper'].encode(), run.target.read_file)]
+            diffs = [text_diff(path, before, after) for path, after, read in shown
+                     for before in [current(read, path)] if before != after]
         for path, content in sorted(files.items()):
             mode = 0o755 if path == PROGRAM else 0o644
             if write_local_file(path, content, 0, 0, mode, run.check_mode):
@@ -282,7 +312,7 @@ def main():
         if params['metrics_dir'] and make_local_directory(params['metrics_dir'], 0, 0, 0o755, run.check_mode):
             changed.append(params['metrics_dir'])
         if params['enabled']:
-            if write_local_file(cron_file, cron_text(params, stanza).encode(), 0, 0, 0o644, run.check_mode):
+            if write_local_file(cron_file, cron_content, 0, 0, 0o644, run.check_mode):
                 changed.append(cron_file)
         elif os.path.lexists(cron_file):
             changed.append(cron_file)
@@ -294,7 +324,7 @@ def main():
         if params['metrics_dir'] and not run.check_mode and \
                 not os.path.exists(_metrics.file_path(params['metrics_dir'], stanza, 'status')):
             _metrics.refresh(run.target, run.pgbackrest, params['metrics_dir'])
-        run.exit(changed=bool(changed), changed_files=changed, cron_file=cron_file)
+        run.exit(changed=bool(changed), changed_files=changed, cron_file=cron_file, diff=diffs)
 
 
 if __name__ == '__main__':

@@ -153,6 +153,7 @@ def root(tmp_path, monkeypatch):
         return lambda path, *args, **kwargs: real(rooted(path), *args, **kwargs)
     for name in ('write_local_file', 'make_local_directory', 'remove_local_file'):
         monkeypatch.setattr(schedule, name, rerooted(getattr(_files, name)))
+    monkeypatch.setattr(schedule, 'read_local', rerooted(schedule.read_local))
 
     class Path(object):
         def __getattr__(self, name):
@@ -240,6 +241,23 @@ def test_first_run_installs_everything_then_nothing_changes(run_module, root, tm
     again = run_module(schedule, args(tmp_path, drill=dict(enabled=True, port=5499, hour=4),
                                       verify=dict(enabled=True, weekday=0), **SECRETS))
     assert (again.failed, again.result['changed'], again.result['changed_files']) == (False, False, [])
+
+
+def test_diff_mode_shows_the_cron_file_the_settings_and_the_wrapper(run_module, root, tmp_path, settings_dir):
+    first = run_module(schedule, dict(args(tmp_path), _ansible_diff=True), check_mode=True)
+    headers = [diff['before_header'] for diff in first.result['diff']]
+    assert headers == [os.path.join(settings_dir, 'chronos-v2.json'), '/etc/cron.d/pgbackrest-chronos-v2',
+                       str(tmp_path / 'pgbackrest-backup.sh')]
+    assert [diff['before'] for diff in first.result['diff']] == ['', '', '']
+    assert ' root /usr/local/bin/chronos-pgbackrest --stanza chronos-v2 --log /var/log/chronos-backup-cron.log backup\n' \
+        in first.result['diff'][1]['after']
+    run_module(schedule, args(tmp_path))
+    moved = run_module(schedule, dict(args(tmp_path, hour=3), _ansible_diff=True))
+    assert [diff['before_header'] for diff in moved.result['diff']] == ['/etc/cron.d/pgbackrest-chronos-v2']
+    cron = moved.result['diff'][0]
+    assert '0 2 * * * root' in cron['before'] and '0 3 * * * root' in cron['after']
+    quiet = run_module(schedule, dict(args(tmp_path, hour=3), _ansible_diff=True))
+    assert (quiet.result['changed'], quiet.result['diff']) == (False, [])
 
 
 def test_a_stanza_with_dots(run_module, root, tmp_path, settings_dir):

@@ -1,5 +1,6 @@
-"""templates/grafana/pgbackrest.json: a Grafana dashboard importable with a Prometheus data source of the user's
-choice, whose every query is valid and returns series from the lab's Prometheus."""
+"""templates/grafana/pgbackrest.json: a Grafana dashboard for a fleet - the Prometheus data source a variable (so
+file and API provisioning need no input), the hosts one too (hosts sharing a stanza name stay apart) - whose every
+query is valid and returns series from the lab's Prometheus."""
 
 import json
 import time
@@ -10,8 +11,8 @@ from monitoring_lab import DASHBOARD, write_verify_metrics
 from scenario import STANZA
 
 # Grafana's variables, as Grafana would fill them in for a 7-day view of the lab's stanza.
-VARIABLES = {"$stanza": STANZA, "$__rate_interval": "1m", "$__interval": "1m", "$__range": "7d"}
-DATA_SOURCE = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
+VARIABLES = {"$stanza": STANZA, "$instance": ".+", "$__rate_interval": "1m", "$__interval": "1m", "$__range": "7d"}
+DATA_SOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
 
 def load():
@@ -24,11 +25,16 @@ def queries():
             for panel in load()["panels"] for target in panel.get("targets", [])]
 
 
+def variables():
+    return dict((variable["name"], variable) for variable in load()["templating"]["list"])
+
+
 def test_the_dashboard_is_importable_with_any_prometheus():
     dashboard = load()
     assert dashboard["schemaVersion"] >= 38
-    assert [(item["name"], item["type"], item["pluginId"]) for item in dashboard["__inputs"]] == \
-        [("DS_PROMETHEUS", "datasource", "prometheus")]
+    # No import input: provisioned from a file or through the API, the data source is a variable with a default.
+    assert "__inputs" not in dashboard and "DS_PROMETHEUS" not in json.dumps(dashboard)
+    assert (variables()["datasource"]["type"], variables()["datasource"]["query"]) == ("datasource", "prometheus")
     panels = dashboard["panels"]
     assert len(set(panel["id"] for panel in panels)) == len(panels)
     for panel in panels:
@@ -36,14 +42,20 @@ def test_the_dashboard_is_importable_with_any_prometheus():
         if panel["type"] != "row":
             assert panel["datasource"] == DATA_SOURCE and panel["targets"], panel["title"]
             assert all(target["datasource"] == DATA_SOURCE for target in panel["targets"]), panel["title"]
-    (stanza,) = dashboard["templating"]["list"]
-    assert stanza["datasource"] == DATA_SOURCE and stanza["name"] == "stanza"
+    assert [variable["name"] for variable in dashboard["templating"]["list"]] == ["datasource", "stanza", "instance"]
+    assert variables()["stanza"]["datasource"] == DATA_SOURCE == variables()["instance"]["datasource"]
+    # Every query keeps hosts apart: filtered by the host variable, and no sum or max across hosts.
+    for title, ref, expr in queries():
+        assert 'instance=~"$instance"' in expr, (title, ref)
+        assert "by (stanza" not in expr, (title, ref)
 
 
-def test_the_stanza_variable_lists_the_lab_stanza(monitoring):
-    (variable,) = load()["templating"]["list"]
-    assert variable["definition"] == "label_values(pgbackrest_stanza_status, stanza)"
+def test_the_stanza_and_host_variables_list_the_lab(monitoring):
+    assert variables()["stanza"]["definition"] == "label_values(pgbackrest_stanza_status, stanza)"
     assert monitoring.api("label/stanza/values", **{"match[]": "pgbackrest_stanza_status"}) == [STANZA]
+    assert variables()["instance"]["definition"] == 'label_values(pgbackrest_stanza_status{stanza=~"$stanza"}, instance)'
+    hosts = monitoring.api("label/instance/values", **{"match[]": 'pgbackrest_stanza_status{stanza="%s"}' % STANZA})
+    assert len(hosts) == 1, hosts
 
 
 @pytest.fixture(scope="module")

@@ -28,12 +28,16 @@ MONITORING_ALERT_FOR ?= 30s
 bootstrap:
 	scripts/bootstrap.sh
 
-lab: bootstrap
+# What a lab needs, and only that: its images, not the seven the tests build.
+LAB_BOOTSTRAP := packages venv tls collection
+lab:
+	scripts/bootstrap.sh $(LAB_BOOTSTRAP) lab-images
 	scripts/lab.sh up
 	$(WITH_ENV) ansible-playbook -i inventories/lab site.yml
 	docker exec -u postgres chronos-db pgbackrest --stanza=chronos-v2 info
 
-lab-container: bootstrap
+lab-container:
+	scripts/bootstrap.sh $(LAB_BOOTSTRAP) container-lab-images
 	scripts/lab.sh up container
 	$(WITH_ENV) ansible-playbook -i inventories/container-lab site.yml
 	docker exec chronos-db pgbackrest --stanza=chronos-v2 info
@@ -43,6 +47,7 @@ lab-monitoring: lab monitoring-up
 # node_exporter and cron on the lab's database host, then a fresh chronos-monitoring scraping it with the rules of
 # templates/prometheus.
 monitoring-up:
+	scripts/bootstrap.sh monitoring
 	$(WITH_ENV) ansible-playbook -i $(LAB_INVENTORY) molecule/monitoring/prepare.yml -e monitoring_cron=true
 	docker rm -f $(MONITORING_CONTAINER) >/dev/null 2>&1 || true
 	docker run -d --name $(MONITORING_CONTAINER) --hostname $(MONITORING_CONTAINER) --network $(LAB_NETWORK) \

@@ -2,8 +2,9 @@
 # Prepare this machine for the lab and the tests, skipping every step that is already done:
 # Debian packages, the Python virtualenv, a Docker engine, the locally built images, the lab's
 # TLS certificates, the collection link Ansible loads chronos.pgbackrest from, and promtool.
-# Usage: scripts/bootstrap.sh [packages|venv|docker|images|monitoring|tls|collection|promtool ...]  (default: all;
-# images includes monitoring, the monitoring lab's image alone)
+# Usage: scripts/bootstrap.sh [packages|venv|docker|images|lab-images|container-lab-images|monitoring|tls|collection|
+#        promtool ...]  (default: all; images is every image the tests use; lab-images only what `make lab` starts,
+#        container-lab-images what `make lab-container` starts, monitoring the monitoring lab's image alone)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -199,7 +200,13 @@ for step in "${steps[@]}"; do
         VOLUME_PATH=/var/lib/postgresql/data
       monitoring_image
       ;;
-    monitoring) docker_engine; monitoring_image ;;
+    lab-images) docker_engine; base_image bookworm; s3_image ;;
+    container-lab-images)
+      docker_engine; base_image bookworm; s3_image
+      postgres_image "$POSTGRES_IMAGE" "$BASE_IMAGE" PG_MAJOR=15 PGDATA=/var/lib/postgresql/data \
+        VOLUME_PATH=/var/lib/postgresql/data
+      ;;
+    monitoring) docker_engine; base_image bookworm; monitoring_image ;;
     tls) tls ;;
     collection) collection ;;
     promtool) promtool_binary ;;

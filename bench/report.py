@@ -429,7 +429,7 @@ def summary(results):
 
 
 def readme_section(results):
-    """The body of README.md's "## Benchmark" section: what `make bench` does, the targets per release, and why
+    """The body of docs/benchmark.md: what `make bench` does, the targets per release, and why
     the missed ones were missed."""
     params = results.get('params', {})
     docs = releases(results)
@@ -441,7 +441,7 @@ def readme_section(results):
              '`pgbackrest_info` against the raw command, a no-change `site.yml` against an ad-hoc `ansible -m ping` '
              'of the same host and on eight hosts against one, `pg_stat_archiver` across those no-change runs, and '
              'WAL archive lag under pgbench load. Each contender runs %s times, alternating; medians, a chart and '
-             'every sample go to `bench/results/` (method and options: [bench/README.md](bench/README.md); '
+             'every sample go to `bench/results/` (method and options: [bench/README.md](../bench/README.md); '
              '`make bench BENCH_ARGS="--size 100MB --repeat 1"` for a quick look). No test depends on these timings. '
              'Latest run, %s (%s cores, %.1f GiB, pgbench scale %s; the whole run took %s):' % (
                  ' and '.join('%s (PostgreSQL %s, pgBackRest %s)' % (
@@ -468,7 +468,7 @@ def readme_section(results):
 
 
 def short_reasons(doc):
-    """One sentence per missed target of one release, for README.md."""
+    """One sentence per missed target of one release, for docs/benchmark.md."""
     f = figures(doc)
     verdicts = targets(doc)
     machine = doc.get('machine') or {}

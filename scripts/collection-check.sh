@@ -14,6 +14,8 @@
 #             meta/ee-requirements.txt and meta/ee-bindep.txt, and nothing is test tooling
 #   changelog antsibull-changelog lint; CHANGELOG.md is what changelogs/changelog.yaml generates
 #   doclint   antsibull-docs lint-collection-docs --plugin-docs
+#   sanity    ansible-test sanity on the installed collection (scripts/sanity.sh with SANITY_SOURCE): what users
+#             install passes it too, not only this checkout
 #
 # Every check runs even when an earlier one fails (except after a failed build or install); the
 # summary names the failed ones. Work files stay in .build/collection-check/ for inspection.
@@ -38,7 +40,6 @@ INSTALLED="$INSTALL/ansible_collections/$NAMESPACE/$NAME"
 ALLOWED_PATHS=(
   MANIFEST.json FILES.json README.md CHANGELOG.md COPYING
   changelogs/ docs/ meta/ plugins/ roles/ playbooks/ templates/prometheus/ templates/grafana/ inventories/example/
-  tests/sanity/
 )
 # What it must hold: the licence, the release notes and the metadata ansible-builder reads.
 REQUIRED_FILES=(
@@ -373,6 +374,11 @@ changelog() {
   fi
 }
 
+sanity_installed() {
+  log "ansible-test sanity on the installed collection"
+  SANITY_SOURCE="$INSTALLED" SANITY_VENV="$VENV" "$ROOT/scripts/sanity.sh"
+}
+
 doclint() {
   log "antsibull-docs lint-collection-docs --plugin-docs"
   antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs dependent "$ROOT"
@@ -410,6 +416,7 @@ main() {
       check docs
       check playbooks
       check execution_environment
+      check sanity_installed
     fi
   fi
   check changelog

@@ -32,6 +32,8 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import _text, Target
 
 HELPER_LABEL = 'chronos.pgbackrest.helper-for'
+# docker exec's exit code for a command SIGKILLed (128 + 9): what the end of a crash-looping container does to it.
+KILLED = 137
 # A container in one of these states is stopped: Docker starts it again only when asked (or, with restart policy
 # always, when the engine restarts). Running, restarting (crash-looping) and paused containers are not.
 STOPPED = ('created', 'exited', 'dead')
@@ -164,9 +166,10 @@ class ContainerTarget(Target):
         if stdin is not None:
             env = dict(env, **{STDIN_VARIABLE: _text(stdin)})
             argv = ['sh', '-c', 'printf "%%s" "$%s" | "$@"' % STDIN_VARIABLE, 'sh'] + argv
-        status = self.status
+        status, restarts = self.status, None
         if status == 'running':
             where = self.container
+            restarts = self.container.attrs.get('RestartCount')
         elif self.helper_when_stopped:
             # A restore: a stopped container's data, or a crash-looping or paused one's, is read from a helper (whose
             # pg_isready never reaches the container's socket: not on a volume).
@@ -179,6 +182,24 @@ class ContainerTarget(Target):
                                "state; anything else waits until it runs. Nothing was changed." % (self.name, status))
         try:
             rc, (stdout, stderr) = where.exec_run(argv, user=user or '', environment=env, demux=True)
+        except Exception as exc:
+            if where is self.container and self.helper_when_stopped and self._restarted_since(restarts):
+                return self._run_in_helper(argv, user, env)
+            raise ChronosError("Cannot run %s in %s: %s" % (argv[0], self.describe(), exc))
+        if rc == KILLED and where is self.container and self.helper_when_stopped and self._restarted_since(restarts):
+            # A crash-looping container was up for a moment, and its end killed the command: a restore reads it from
+            # the helper instead (what it runs there reads and makes nothing a second run would not).
+            return self._run_in_helper(argv, user, env)
+        return rc, stdout or b'', stderr or b''
+
+    def _restarted_since(self, restarts):
+        """Whether the container stopped or started again since RestartCount was restarts."""
+        status = self.status
+        return status != 'running' or self.container.attrs.get('RestartCount') != restarts
+
+    def _run_in_helper(self, argv, user, env):
+        try:
+            rc, (stdout, stderr) = self.helper().exec_run(argv, user=user or '', environment=env, demux=True)
         except Exception as exc:
             raise ChronosError("Cannot run %s in %s: %s" % (argv[0], self.describe(), exc))
         return rc, stdout or b'', stderr or b''

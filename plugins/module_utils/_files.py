@@ -43,11 +43,13 @@ class UntrustedPath(Exception):
     """A path root must not write through; its message says what was found and what to do."""
 
 
-def _owner(uid):
+def user_name(uid):
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return 'uid %d' % uid
+
+
 
 
 def _refuse_directory(path, info):
@@ -55,7 +57,7 @@ def _refuse_directory(path, info):
     if info.st_uid != writer:
         raise UntrustedPath('%s is owned by %s, not %s: root does not write where another user can. Remove it (or '
                             'chown %s and chmod go-w it) and run again.' % (
-                                path, _owner(info.st_uid), _owner(writer), _owner(writer)))
+                                path, user_name(info.st_uid), user_name(writer), user_name(writer)))
     if info.st_mode & 0o022:
         raise UntrustedPath('%s is writable by others (mode %04o): root does not write where another user can. chmod '
                             'go-w it and run again.' % (path, stat.S_IMODE(info.st_mode)))
@@ -361,7 +363,7 @@ def open_existing(path, flags=os.O_RDONLY, owners=None):
     elif info.st_nlink != 1:
         problem = 'has %d names (hard links): root does not write a file another name may reach' % info.st_nlink
     elif owners is not None and info.st_uid not in owners:
-        problem = 'is owned by %s' % _owner(info.st_uid)
+        problem = 'is owned by %s' % user_name(info.st_uid)
     if problem:
         os.close(handle)
         raise UntrustedPath('%s %s. Nothing was changed.' % (path, problem))

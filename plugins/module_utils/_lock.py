@@ -174,6 +174,12 @@ class StanzaLock(object):
         except _files.UntrustedPath as exc:
             raise ChronosError('The lock of stanza %s cannot be trusted: %s' % (self.stanza, untrusted_message(exc)),
                                refused=True)
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EPERM):
+                raise
+            raise ChronosError('The lock of stanza %s, in %s, is root\'s alone, and this runs as %s: run it as root '
+                               '(become: true, without become_user; pgBackRest itself runs as its own user). Nothing '
+                               'was changed.' % (self.stanza, os.path.dirname(self.path), _files.user_name(os.geteuid())))
         try:
             descriptor = os.open(os.path.basename(self.path), os.O_RDWR | os.O_CREAT | _files.NOFOLLOW | _files.CLOEXEC,
                                  0o600, dir_fd=directory)

@@ -85,8 +85,8 @@ EXAMPLES = r'''
   chronos.pgbackrest.pgbackrest_backup:
     stanza: chronos-v2
     type: full
+  # As root: the stanza's lock is root's alone; pgBackRest itself runs as PostgreSQL's user.
   become: true
-  become_user: postgres
 
 - name: Take a differential backup unless one (or a full) finished in the last 24 hours
   chronos.pgbackrest.pgbackrest_backup:
@@ -94,7 +94,6 @@ EXAMPLES = r'''
     type: diff
     max_age: 24h
   become: true
-  become_user: postgres
   register: result
 '''
 

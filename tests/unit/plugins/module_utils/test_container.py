@@ -267,6 +267,45 @@ def test_while_stopped_commands_run_in_a_helper(layout, docker, commands):
     found.close()                                # twice: nothing left to remove
 
 
+def crash_at_first_exec(container):
+    """A crash-looping container up for a moment: the command run in it is SIGKILLed as PostgreSQL dies, and the
+    container is restarting afterwards."""
+    real = container.exec_run
+
+    def exec_run(argv, **kwargs):
+        container.exec_run = real
+        container.status = 'restarting'
+        container.attrs['RestartCount'] = container.attrs.get('RestartCount', 0) + 1
+        return 137, (None, None)
+    container.exec_run = exec_run
+
+
+def test_a_restore_reads_a_crash_looping_container_from_the_helper(layout, docker, commands):
+    container = layout['container']
+    crash_at_first_exec(container)
+    found = target(docker)
+    found.allow_commands_while_stopped()
+    commands.expect(ok(b'[]'))
+    assert found.run(['pgbackrest', 'info']).stdout == '[]'
+    assert [call['where'] for call in commands.calls] == ['chronos-db-pgbackrest-helper']
+    found.close()
+
+
+def test_a_command_killed_for_another_reason_is_not_run_again(layout, docker, commands):
+    """137 in a container that kept running (the OOM killer took the command alone): its own answer."""
+    found = target(docker)
+    found.allow_commands_while_stopped()
+    commands.expect(fails(137))
+    assert found.run(['pgbackrest', 'info']).rc == 137
+    assert [call['where'] for call in commands.calls] == ['chronos-db'] and docker.created == []
+
+
+def test_outside_a_restore_a_crash_looping_container_is_not_read_elsewhere(layout, docker, commands):
+    crash_at_first_exec(layout['container'])
+    assert target(docker).run(['pgbackrest', 'info']).rc == 137
+    assert docker.created == []
+
+
 def test_a_helper_gets_the_ca_files_that_lie_outside_the_mounts(tmp_path, docker, commands):
     conf = tmp_path / 'pgbackrest.conf'
     conf.write_bytes(b'[global]\nrepo1-type=s3\nrepo1-storage-ca-file=/etc/ssl/chronos/ca.crt\n'

@@ -281,3 +281,22 @@ def test_a_first_seen_record_others_could_write_is_not_believed(clock, monkeypat
         assert lock.held_seconds() == 0
     finally:
         os.close(handle)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason='locks as another user')
+def test_a_caller_that_is_not_root_is_told_to_run_as_root(lock_dir):
+    """The lock's directory is root's 0700: a module run with become_user postgres cannot open it, and says why."""
+    from ansible_collections.chronos.pgbackrest.plugins.module_utils import _files
+
+    def take():
+        try:
+            with StanzaLock('chronos-v2', 'backup'):
+                return 'taken'
+        except ChronosError as exc:
+            return exc.msg
+    os.makedirs(lock_dir, 0o700)
+    os.chmod(os.path.dirname(lock_dir), 0o755)
+    message = _files.as_user(65534, 65534, take)
+    assert message == ("The lock of stanza chronos-v2, in %s, is root's alone, and this runs as nobody: run it as "
+                       "root (become: true, without become_user; pgBackRest itself runs as its own user). Nothing was "
+                       "changed." % lock_dir)

@@ -534,8 +534,9 @@ def test_a_restore_job_killed_on_the_managed_host_is_noticed_and_the_same_comman
         raise AssertionError("the restore never reached pgBackRest's step: %s" % progress)
     # As the OOM killer or a reboot would: the job's async wrapper and the module, at once.
     # Only this scenario's: on a Docker host every container's processes are in the process table, the other lane's
-    # jobs included. Ours run in the managed host's own process namespace.
-    managed.run("for pid in $(pgrep -f 'async_wrapper.py|AnsiballZ_pgbackrest_restore'); do "
+    # jobs included. Ours run in the managed host's own process namespace, and are Python itself running the file: the
+    # other lane's docker exec commands name those files too (copying the wrapper in, running it) and are not ours.
+    managed.run("for pid in $(pgrep -f '^[^ ]*python[^ ]* [^ ]*(async_wrapper|AnsiballZ_pgbackrest_restore)[.]py'); do "
                 "[ \"$(readlink /proc/$pid/ns/pid)\" = \"$(readlink /proc/self/ns/pid)\" ] && kill -9 $pid; done")
     killed = time.time()
     output = playbook.communicate(timeout=120)[0]

@@ -534,9 +534,10 @@ def test_a_restore_job_killed_on_the_managed_host_is_noticed_and_the_same_comman
         raise AssertionError("the restore never reached pgBackRest's step: %s" % progress)
     # As the OOM killer or a reboot would: the job's async wrapper and the module, at once.
     # Only this scenario's: on a Docker host every container's processes are in the process table, the other lane's
-    # jobs included. Ours run in the managed host's own process namespace, and are Python itself running the file: the
-    # other lane's docker exec commands name those files too (copying the wrapper in, running it) and are not ours.
-    managed.run("for pid in $(pgrep -f '^[^ ]*python[^ ]* [^ ]*(async_wrapper|AnsiballZ_pgbackrest_restore)[.]py'); do "
+    # jobs included. Ours run in the managed host's own process namespace, and are Python itself running the restore
+    # module (the async wrapper names it too): the other lane's docker exec commands name those files as well, and
+    # molecule's own async jobs (docker_container) run async_wrapper.py in this namespace.
+    managed.run("for pid in $(pgrep -f '^[^ ]*python[^ ]* .*AnsiballZ_pgbackrest_restore[.]py'); do "
                 "[ \"$(readlink /proc/$pid/ns/pid)\" = \"$(readlink /proc/self/ns/pid)\" ] && kill -9 $pid; done")
     killed = time.time()
     output = playbook.communicate(timeout=120)[0]

@@ -58,6 +58,43 @@ def flock_holders(files, locks='/proc/locks'):
     return holders
 
 
+def fd_holders(files, proc='/proc'):
+    """Process ids holding an flock on any of files [(major, minor, inode)]: the processes with a descriptor of the
+    locked open file, whose fdinfo lists the lock. /proc/locks alone misses a lock whose taker exited while the
+    descriptor lives on - flock(1) on a shell's descriptor, as the backup wrapper takes its lock - and, in a
+    container, one taken in another PID namespace."""
+    wanted = set(files)
+    holders = set()
+    try:
+        pids = [name for name in os.listdir(proc) if name.isdigit()]
+    except OSError:
+        return holders
+    for pid in pids:
+        directory = os.path.join(proc, pid, 'fd')
+        try:
+            descriptors = os.listdir(directory)
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                info = os.stat(os.path.join(directory, descriptor))
+                if (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino) not in wanted:
+                    continue
+                with open(os.path.join(proc, pid, 'fdinfo', descriptor)) as handle:
+                    text = handle.read()
+            except (IOError, OSError):
+                continue
+            if any(line.startswith('lock:') and ' FLOCK ' in line for line in text.splitlines()):
+                holders.add(int(pid))
+    return holders
+
+
+def lock_holders(files):
+    """Every process the kernel shows holding an flock on one of files: the takers /proc/locks lists, and the
+    processes holding a descriptor of the locked file (fd_holders)."""
+    return flock_holders(files) | fd_holders(files)
+
+
 def process_start(pid, proc='/proc'):
     """When process pid started (epoch seconds), or None when it is gone."""
     try:
@@ -98,7 +135,7 @@ class StanzaLock(object):
                 # The kernel's list, not a try of the lock: a try would make a backup starting that instant find
                 # the stanza busy.
                 info = os.fstat(handle)
-                if not flock_holders([(os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)]):
+                if not lock_holders([(os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)]):
                     return ''
             return os.read(handle, 65536).decode('utf-8', 'replace').strip()
         finally:
@@ -126,7 +163,7 @@ class StanzaLock(object):
                 info = None
             if info is not None:
                 files.append((os.major(info.st_dev), os.minor(info.st_dev), info.st_ino))
-        holders = flock_holders(files)
+        holders = lock_holders(files)
         starts = [process_start(pid) for pid in holders]
         starts = [start for start in starts if start is not None]
         if starts or not holders:

@@ -300,3 +300,27 @@ def test_a_caller_that_is_not_root_is_told_to_run_as_root(lock_dir):
     assert message == ("The lock of stanza chronos-v2, in %s, is root's alone, and this runs as nobody: run it as "
                        "root (become: true, without become_user; pgBackRest itself runs as its own user). Nothing was "
                        "changed." % lock_dir)
+
+
+def test_a_lock_whose_taker_exited_is_still_seen(lock_dir, config):
+    """As the backup wrapper locks: flock(1) on the shell's descriptor, which exits at once. /proc/locks names the
+    gone taker (or, in a container, nothing); the shell holding the descriptor is found through its fdinfo."""
+    import subprocess
+    import time as real_time
+    shell = subprocess.Popen(['bash', '-c', 'exec 9<"$1"; flock 9; echo locked; sleep 30', 'bash', config],
+                             stdout=subprocess.PIPE)
+    try:
+        assert shell.stdout.readline() == b'locked\n'
+        info = os.stat(config)
+        key = (os.major(info.st_dev), os.minor(info.st_dev), info.st_ino)
+        # /proc/locks names the taker, flock(1), which is gone (in a container's PID namespace it lists nothing).
+        assert shell.pid not in _lock.flock_holders([key])
+        assert shell.pid in _lock.lock_holders([key])
+        lock = StanzaLock('chronos-v2', 'metrics', shared=config)
+        assert 0 <= lock.held_seconds() < real_time.time() - _lock.process_start(shell.pid) + 5
+        with pytest.raises(StanzaLock.Busy, match='a backup started by hand'):
+            lock.__enter__()
+    finally:
+        shell.kill()
+        shell.wait()
+    assert not [pid for pid in _lock.lock_holders([key]) if _lock.process_start(pid) is not None]

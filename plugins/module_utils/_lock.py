@@ -153,7 +153,7 @@ class StanzaLock(object):
 
     def held_seconds(self):
         """How long the oldest process holding the stanza lock or the configuration's has run, in seconds; 0 when
-        neither is held. Read from the kernel (/proc/locks and the holders' start times), never by trying the locks:
+        neither is held. Read from the kernel (lock_holders and the holders' start times), never by trying the locks:
         a try would make a backup starting that instant find the stanza busy."""
         files = []
         for path in (self.path, self.shared):

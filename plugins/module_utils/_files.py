@@ -50,8 +50,6 @@ def user_name(uid):
         return 'uid %d' % uid
 
 
-
-
 def _refuse_directory(path, info):
     writer = os.geteuid()
     if info.st_uid != writer:

@@ -32,8 +32,6 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._places import 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._target import _text, Target
 
 HELPER_LABEL = 'chronos.pgbackrest.helper-for'
-# docker exec's exit code for a command SIGKILLed (128 + 9): what the end of a crash-looping container does to it.
-KILLED = 137
 # A container in one of these states is stopped: Docker starts it again only when asked (or, with restart policy
 # always, when the engine restarts). Running, restarting (crash-looping) and paused containers are not.
 STOPPED = ('created', 'exited', 'dead')
@@ -186,9 +184,10 @@ class ContainerTarget(Target):
             if where is self.container and self.helper_when_stopped and self._restarted_since(restarts):
                 return self._run_in_helper(argv, user, env)
             raise ChronosError("Cannot run %s in %s: %s" % (argv[0], self.describe(), exc))
-        if rc == KILLED and where is self.container and self.helper_when_stopped and self._restarted_since(restarts):
-            # A crash-looping container was up for a moment, and its end killed the command: a restore reads it from
-            # the helper instead (what it runs there reads and makes nothing a second run would not).
+        if rc != 0 and where is self.container and self.helper_when_stopped and self._restarted_since(restarts):
+            # A crash-looping container was up for a moment, and its end killed the command (137) or the exec found
+            # it gone ('cannot exec in a deleted state'): a restore reads it from the helper instead (what it runs
+            # there reads and makes nothing a second run would not).
             return self._run_in_helper(argv, user, env)
         return rc, stdout or b'', stderr or b''
 
@@ -306,13 +305,21 @@ class ContainerTarget(Target):
     def _held_policy_path(self):
         return os.path.join(_target.SETTINGS_DIRECTORY, 'held-restart-policies', '%s.json' % self.name)
 
-    def held_restart_policy(self):
-        """The restart policy a restore set aside (its name), or None."""
+    def _held_policy(self):
+        """The restart policy a restore set aside for this very container, or None. A record of another container of
+        the same name (recreated since: it took its policy from whoever recreated it) is not this one's."""
         try:
             with open(self._held_policy_path()) as handle:
-                return json.load(handle).get('Name')
+                policy = json.load(handle)
         except (IOError, OSError, ValueError):
             return None
+        if policy.get('Container', self.container.id) != self.container.id:
+            return None
+        return dict((key, value) for key, value in policy.items() if key != 'Container')
+
+    def held_restart_policy(self):
+        """The restart policy a restore set aside (its name), or None."""
+        return (self._held_policy() or {}).get('Name')
 
     def hold_restart_policy(self):
         """Record the container's restart policy on this host (root's only) and set it to no, so that Docker does not
@@ -323,17 +330,18 @@ class ContainerTarget(Target):
             return
         path = self._held_policy_path()
         make_local_directory(os.path.dirname(path), 0, 0, 0o700)
-        write_local_file(path, (json.dumps(policy, sort_keys=True) + '\n').encode(), 0, 0, 0o600)
+        record = dict(policy, Container=self.container.id)
+        write_local_file(path, (json.dumps(record, sort_keys=True) + '\n').encode(), 0, 0, 0o600)
         self.record(['docker', 'update', '--restart=no', self.name])
         self.container.update(restart_policy={'Name': 'no'})
 
     def release_restart_policy(self):
         """Put back the restart policy hold_restart_policy set aside, if any."""
         path = self._held_policy_path()
-        try:
-            with open(path) as handle:
-                policy = json.load(handle)
-        except (IOError, OSError, ValueError):
+        policy = self._held_policy()
+        if policy is None:
+            if os.path.lexists(path):
+                remove_local_file(path)      # another container's, of the same name: nothing to put back here
             return
         restart = policy['Name'] + (':%d' % policy['MaximumRetryCount'] if policy.get('MaximumRetryCount') else '')
         self.record(['docker', 'update', '--restart=%s' % restart, self.name])

@@ -9,6 +9,7 @@ from __future__ import absolute_import, division, print_function
 __metaclass__ = type
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -267,22 +268,23 @@ def test_while_stopped_commands_run_in_a_helper(layout, docker, commands):
     found.close()                                # twice: nothing left to remove
 
 
-def crash_at_first_exec(container):
-    """A crash-looping container up for a moment: the command run in it is SIGKILLed as PostgreSQL dies, and the
-    container is restarting afterwards."""
+def crash_at_first_exec(container, rc=137, stderr=None):
+    """A crash-looping container up for a moment: the command run in it is SIGKILLed as PostgreSQL dies (137), or
+    the exec finds it gone, and the container is restarting afterwards."""
     real = container.exec_run
 
     def exec_run(argv, **kwargs):
         container.exec_run = real
         container.status = 'restarting'
         container.attrs['RestartCount'] = container.attrs.get('RestartCount', 0) + 1
-        return 137, (None, None)
+        return rc, (None, stderr)
     container.exec_run = exec_run
 
 
-def test_a_restore_reads_a_crash_looping_container_from_the_helper(layout, docker, commands):
+@pytest.mark.parametrize('rc, stderr', [(137, None), (126, b'OCI runtime exec failed: cannot exec in a deleted state')])
+def test_a_restore_reads_a_crash_looping_container_from_the_helper(layout, docker, commands, rc, stderr):
     container = layout['container']
-    crash_at_first_exec(container)
+    crash_at_first_exec(container, rc, stderr)
     found = target(docker)
     found.allow_commands_while_stopped()
     commands.expect(ok(b'[]'))
@@ -503,6 +505,23 @@ def test_stop_holds_the_restart_policy_off_and_release_puts_it_back(layout, dock
     assert docker.events[-1] == ('update', 'chronos-db', {'Name': 'unless-stopped'})
     assert again.held_restart_policy() is None and not os.path.exists(record)
     assert layout['container'].attrs['HostConfig']['RestartPolicy'] == {'Name': 'unless-stopped'}
+
+
+def test_a_record_of_a_container_since_recreated_is_not_this_ones(layout, docker, settings_dir):
+    """docker compose up -d after an interrupted restore: a new container of the same name took its policy from compose;
+    the old one's record neither shows in its plan nor overrides its policy, and goes."""
+    target(docker).hold_restart_policy()
+    record = os.path.join(settings_dir, 'held-restart-policies', 'chronos-db.json')
+    with open(record) as handle:
+        assert json.load(handle)['Container'] == layout['container'].id
+    layout['container'].id = 'recreated-%s' % layout['container'].id
+    layout['container'].attrs['HostConfig']['RestartPolicy'] = {'Name': 'always'}
+    again = target(docker)
+    assert again.held_restart_policy() is None
+    updates = [event for event in docker.events if event[0] == 'update']
+    again.release_restart_policy()
+    assert [event for event in docker.events if event[0] == 'update'] == updates and not os.path.exists(record)
+    assert layout['container'].attrs['HostConfig']['RestartPolicy'] == {'Name': 'always'}
 
 
 def test_a_paused_container_is_unpaused_then_stopped(layout, docker, settings_dir):

@@ -203,7 +203,10 @@ def archive_current_wal(db):
         if psql(db, "SELECT coalesce(last_archived_wal, '') >= '%s' FROM pg_stat_archiver" % segment) == "t":
             return
         time.sleep(1)
-    raise AssertionError("WAL segment %s was not archived within 60 s" % segment)
+    archiver = psql(db, "SELECT archived_count, last_archived_wal, failed_count, last_failed_wal, last_failed_time "
+                        "FROM pg_stat_archiver")
+    raise AssertionError("WAL segment %s was not archived within 60 s (pg_stat_archiver: %s; pgBackRest's last lines: "
+                         "%s)" % (segment, archiver, db.run("tail -n 5 /var/log/pgbackrest/*archive-push*.log").stdout))
 
 
 def now_target(db):

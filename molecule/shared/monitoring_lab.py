@@ -119,12 +119,7 @@ def write_verify_metrics(host, status, errors, last_run_ago=0):
     script = (
         "import sys, time; sys.path.insert(0, %r)\n"
         "from ansible_collections.chronos.pgbackrest.plugins.module_utils import _metrics\n"
-        "_metrics.write_single(%r, %r, 'verify', {\n"
-        "  'pgbackrest_verify_last_run_timestamp_seconds':\n"
-        "    ('When the last pgbackrest verify ended.', time.time() - %d),\n"
-        "  'pgbackrest_verify_status':\n"
-        "    ('The last pgbackrest verify: 0 no problem, 1 problems found, 2 it did not complete.', %d),\n"
-        "  'pgbackrest_verify_errors': ('Problems the last pgbackrest verify reported.', %d),\n"
-        "  'pgbackrest_verify_duration_seconds': ('Duration of the last pgbackrest verify.', 2)})\n"
-        % (LIBRARY, METRICS_DIR, STANZA, last_run_ago, status, errors))
+        "end = time.time() - %d\n"
+        "_metrics.write_verify(%r, %r, %d, %d, end - 2, end=end)\n"
+        % (LIBRARY, last_run_ago, METRICS_DIR, STANZA, status, errors))
     host.check_output("python3 -c %s", script)

@@ -304,9 +304,10 @@ def write_run(directory, stanza, backup_type, exit_code, start, end):
     out.write(file_path(directory, stanza, 'runs'))
 
 
-def write_verify(directory, stanza, status, invalid, start):
-    """The verify job's file: status 0 no problem, 1 missing or invalid files, 2 it could not run."""
-    end = time.time()
+def write_verify(directory, stanza, status, invalid, start, end=None):
+    """The verify job's file: status 0 no problem, 1 missing or invalid files, 2 it could not run; end is when it
+    ended (now unless given)."""
+    end = time.time() if end is None else end
     _write_single(directory, stanza, 'verify', {
         'pgbackrest_verify_last_run_timestamp_seconds': ('When pgbackrest verify last ran.', end),
         'pgbackrest_verify_status': ('What pgbackrest verify found: 0 no problem, 1 missing or invalid files, '

@@ -246,6 +246,15 @@ def test_write_drill(tmp_path):
     assert value(found, 'pgbackrest_drill_exit_code', stanza=STANZA) == 0
 
 
+def test_write_verify_at_a_given_end(tmp_path):
+    _metrics.write_verify(str(tmp_path), STANZA, 1, 3, 1000, end=1060)
+    found = families(str(tmp_path / ('pgbackrest_%s_verify.prom' % STANZA)))
+    assert value(found, 'pgbackrest_verify_last_run_timestamp_seconds', stanza=STANZA) == 1060
+    assert value(found, 'pgbackrest_verify_duration_seconds', stanza=STANZA) == 60
+    assert (value(found, 'pgbackrest_verify_status', stanza=STANZA), value(found, 'pgbackrest_verify_errors',
+                                                                            stanza=STANZA)) == (1, 3)
+
+
 def test_without_prometheus_client(monkeypatch):
     monkeypatch.setitem(sys.modules, 'prometheus_client', None)
     with pytest.raises(ChronosError, match='install python3-prometheus-client'):

@@ -251,8 +251,8 @@ def test_write_verify_at_a_given_end(tmp_path):
     found = families(str(tmp_path / ('pgbackrest_%s_verify.prom' % STANZA)))
     assert value(found, 'pgbackrest_verify_last_run_timestamp_seconds', stanza=STANZA) == 1060
     assert value(found, 'pgbackrest_verify_duration_seconds', stanza=STANZA) == 60
-    assert (value(found, 'pgbackrest_verify_status', stanza=STANZA), value(found, 'pgbackrest_verify_errors',
-                                                                            stanza=STANZA)) == (1, 3)
+    assert value(found, 'pgbackrest_verify_status', stanza=STANZA) == 1
+    assert value(found, 'pgbackrest_verify_errors', stanza=STANZA) == 3
 
 
 def test_without_prometheus_client(monkeypatch):

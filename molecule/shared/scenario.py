@@ -197,10 +197,11 @@ def wait_until_ready(db, seconds=60):
 
 
 def archive_current_wal(db):
-    """Switch to a new WAL segment and wait until the finished one is archived. The segment is named by the switch's
-    last byte: PostgreSQL 17's pg_walfile_name names the segment a boundary starts (the new, empty one), older
-    releases the one it ends; and when nothing was written since the last switch, no switch happens and the last
-    byte lies in the segment already finished."""
+    """Switch to a new WAL segment and wait until the finished one is archived. A WAL record is written first, so
+    that the switch always finishes a segment that has to reach the repository (with nothing written since the last
+    switch there is no switch). The segment is named by the switch's last byte: PostgreSQL 17's pg_walfile_name names
+    the segment a boundary starts (the new, empty one), older releases the one it ends."""
+    psql(db, "SELECT pg_logical_emit_message(false, 'chronos-test', 'switch') IS NOT NULL")
     segment = psql(db, "SELECT pg_walfile_name(pg_switch_wal() - 1)")
     for dummy in range(60):
         if psql(db, "SELECT coalesce(last_archived_wal, '') >= '%s' FROM pg_stat_archiver" % segment) == "t":

@@ -474,6 +474,30 @@ def backup_settings(version, compress_types, cpus, compress_type='auto', repo_bl
     return settings
 
 
+# A restore from an object store waits on the network, request by request, not on the CPU (the cluster is stopped,
+# nothing else needs the CPUs): this many processes per CPU, up to RESTORE_PROCESS_CAP (bench/results/results.md).
+RESTORE_PROCESSES_PER_CPU = 4
+RESTORE_PROCESS_CAP = 16
+
+
+def restore_settings(repo_type, cpus, process_max=0):
+    """process-max for restore and archive-get, as pgbackrest.conf's [global:restore] and [global:archive-get] get
+    it, with the reason when it was chosen here (0): an S3 repository is a network away, so the processes overlap
+    its round trips; a posix repository is read as fast as the CPUs decompress."""
+    if process_max:
+        return dict(process_max=process_max, process_max_reason=None)
+    cpus = cpus or 2
+    if repo_type == 's3':
+        chosen = min(RESTORE_PROCESS_CAP, max(RESTORE_PROCESSES_PER_CPU, RESTORE_PROCESSES_PER_CPU * cpus))
+        reason = ('a restore from S3 waits on round trips to the bucket, not on the CPUs: %d processes for %d CPU%s '
+                  '(%d per CPU, at most %d)' % (chosen, cpus, '' if cpus == 1 else 's', RESTORE_PROCESSES_PER_CPU,
+                                               RESTORE_PROCESS_CAP))
+    else:
+        chosen = cpus
+        reason = 'a restore runs while PostgreSQL is stopped: one process per CPU (%d)' % cpus
+    return dict(process_max=chosen, process_max_reason=reason)
+
+
 def version_at_least(version, wanted):
     """'2.55.1' >= '2.46' -> True."""
     def numbers(text):

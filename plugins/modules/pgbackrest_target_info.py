@@ -79,6 +79,16 @@ options:
     description: process-max - C(0) for half the managed host's CPUs, at least 1.
     type: int
     default: 0
+  repo_type:
+    description: The repository's type, which decides how many processes a restore runs when I(restore_process_max) is C(0).
+    type: str
+    choices: [s3, posix]
+    default: s3
+  restore_process_max:
+    description: process-max of restore and archive-get - C(0) for 4 per CPU (at most 16) from an S3 repository, whose
+      round trips the processes overlap, and one per CPU from a posix one.
+    type: int
+    default: 0
 author:
   - Chronos platform team (@chronos-platform)
 '''
@@ -135,6 +145,10 @@ target:
         I(repo_block) and I(process_max) ask, or chosen here for C(auto) (then with C(compress_reason) and
         C(repo_block_reason)).
       type: dict
+    restore:
+      description: How restores are set up - C(process_max), as I(restore_process_max) asks or chosen here (then with
+        C(process_max_reason)).
+      type: dict
     archive:
       description: How WAL archiving is set up, and the facts it was decided from.
       type: dict
@@ -166,7 +180,7 @@ from ansible_collections.chronos.pgbackrest.plugins.module_utils._archiving impo
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._module import ModuleRun
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._postgres import postmaster_pid
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import (
-    BLOCK_INCREMENTAL_SINCE, COMPRESS_PREFERENCE, backup_settings, version_at_least)
+    BLOCK_INCREMENTAL_SINCE, COMPRESS_PREFERENCE, backup_settings, restore_settings, version_at_least)
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._errors import ChronosError
 # pgBackRest checks compress-type before anything else: 32 when the build lacks it, 37 (pg1-path missing) when not.
 UNSUPPORTED_OPTION_VALUE = 32
@@ -221,6 +235,8 @@ def main():
         repo_block=dict(type='str', default='auto'),
         repo_bundle=dict(type='bool', default=True),
         process_max=dict(type='int', default=0),
+        repo_type=dict(type='str', default='s3', choices=['s3', 'posix']),
+        restore_process_max=dict(type='int', default=0),
     ), supports_check_mode=True)
     with run:
         params, target = run.params, run.target
@@ -250,12 +266,14 @@ def main():
         built_with = compress_types(target, binary)
         backup = backup_settings(pgbackrest_version, built_with, os.cpu_count(), params['compress_type'],
                                  params['repo_block'], params['repo_bundle'], params['process_max'])
+        restore = restore_settings(params['repo_type'], os.cpu_count(), params['restore_process_max'])
         run.exit(changed=False, target=dict(
             kind=target.kind, name=target.describe(), pg_path=data_directory, pg_version=pg_version,
             pg_user=target.pg_user, os_user=target.os_user, uid=uid, gid=gid,
             pgbackrest_version=pgbackrest_version, compress_types=built_with,
             block_incremental=version_at_least(pgbackrest_version, BLOCK_INCREMENTAL_SINCE),
-            config_mount=mount, config_host_path=host_path, archive=archive, backup=backup))
+            config_mount=mount, config_host_path=host_path, archive=archive, backup=backup,
+            restore=restore))
 
 
 if __name__ == '__main__':

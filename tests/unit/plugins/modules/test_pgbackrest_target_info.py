@@ -12,7 +12,7 @@ import os
 import pytest
 
 from ansible_collections.chronos.pgbackrest.plugins.module_utils._host import HostTarget
-from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import backup_settings
+from ansible_collections.chronos.pgbackrest.plugins.module_utils._pgbackrest import backup_settings, restore_settings
 from ansible_collections.chronos.pgbackrest.plugins.modules import pgbackrest_target_info
 
 from ansible_collections.chronos.pgbackrest.tests.unit.harness import fails, fixture_bytes, ok, psql_rows
@@ -57,6 +57,8 @@ def test_host_facts(run_module):
     target = dict(run.result['target'])
     backup = target.pop('backup')
     assert backup.pop('process_max') >= 1
+    restore = target.pop('restore')
+    assert restore['process_max'] >= 4 and restore['process_max_reason'].startswith('a restore from S3 waits')
     assert backup == dict(compress_type='zst', repo_block=False,
                           compress_reason='The fastest compression this pgBackRest was built with (zst, lz4, gz)',
                           repo_block_reason='it needs pgBackRest 2.46 or later, this is 2.45')
@@ -95,6 +97,20 @@ def test_block_incremental_from_246(run_module, version, block):
 def test_block_incremental_setting(asked, version, block, reason):
     settings = backup_settings(version, ['lz4', 'gz'], 8, **asked)
     assert (settings['repo_block'], settings['repo_block_reason']) == (block, reason)
+
+
+@pytest.mark.parametrize('repo_type, cpus, asked, process_max, reason', [
+    ('s3', 2, 0, 8, 'a restore from S3 waits on round trips to the bucket, not on the CPUs: 8 processes for 2 CPUs '
+                    '(4 per CPU, at most 16)'),
+    ('s3', 1, 0, 4, 'a restore from S3 waits on round trips to the bucket, not on the CPUs: 4 processes for 1 CPU '
+                    '(4 per CPU, at most 16)'),
+    ('s3', 64, 0, 16, 'a restore from S3 waits on round trips to the bucket, not on the CPUs: 16 processes for 64 CPUs '
+                      '(4 per CPU, at most 16)'),
+    ('posix', 6, 0, 6, 'a restore runs while PostgreSQL is stopped: one process per CPU (6)'),
+    ('s3', 2, 3, 3, None),
+])
+def test_restore_processes(repo_type, cpus, asked, process_max, reason):
+    assert restore_settings(repo_type, cpus, asked) == dict(process_max=process_max, process_max_reason=reason)
 
 
 @pytest.mark.parametrize('asked, compress_type, process_max', [

@@ -65,8 +65,13 @@ COLLECTION = os.path.join(SNAPSHOT, 'ansible_collections', 'chronos', 'pgbackres
 SITE = os.path.join(COLLECTION, 'site.yml')
 # What decides what a playbook run does; uncommitted changes there are recorded with the results.
 MEASURED_PATHS = ('plugins', 'roles', 'playbooks', 'site.yml', 'meta', 'galaxy.yml', 'inventories', 'ansible.cfg')
-PHASES = ('full', 'diff', 'restore', 'info', 'lag', 'site')
-DATA_PHASES = ('full', 'diff', 'restore', 'lag')
+PHASES = ('full', 'diff', 'restore', 'network', 'info', 'lag', 'site')
+DATA_PHASES = ('full', 'diff', 'restore', 'network', 'lag')
+# The network phase: the lab's S3 endpoint this far away and this fast per connection (lab/images/s3/s3-lab), as a
+# bucket in the same region is; the restore repeated with these process counts, to find the best.
+NETWORK_LATENCY_MS = report.NETWORK_LATENCY_MS
+NETWORK_RATE = 40 * 1000 * 1000
+RESTORE_PROCESS_TRIALS = (1, 2, 4, 8, 16)
 
 
 class BenchError(Exception):
@@ -330,6 +335,8 @@ class ReleaseBench:
             if contender == 'defaults':
                 found = re.search(r'^process-max=(\d+)', options, re.M)
                 self.results['process_max'] = found.group(1) if found else '1'
+                found = re.search(r'^\[global:restore\] process-max=(\d+)', options, re.M)
+                self.results['restore_process_max'] = found.group(1) if found else self.results['process_max']
             run(self.pgbackrest(contender, 'stanza-create'), logfile=self.logfile)
         if not set(DATA_PHASES) & set(self.options.phases):
             return
@@ -348,10 +355,12 @@ class ReleaseBench:
         info = json.loads(run(self.pgbackrest(contender, '--output=json', 'info')).stdout)
         return info[0]['backup'][-1]
 
-    def backup_round(self, round_number, phase):
-        """One backup of each contender; phase is full, diff_range or diff_spread (the key of the samples)."""
+    def backup_round(self, round_number, phase, contenders=None):
+        """One backup of each contender; phase is full, diff_range, diff_spread or full_network (the key of the
+        samples)."""
         kind = phase.split('_')[0]
-        contenders = self.contenders + (('basebackup',) if kind == 'full' else ())
+        if contenders is None:
+            contenders = self.contenders + (('basebackup',) if kind == 'full' else ())
         for contender in rotation(contenders, round_number):
             if contender == 'basebackup':
                 target = SCRATCH + '/basebackup'
@@ -396,9 +405,13 @@ class ReleaseBench:
             table_pages=table_pages)
         self.wait_archived()
 
-    def restore_round(self, round_number):
+    def restore_round(self, round_number, phase='restore', trials=None):
+        """One restore of each trial, (name, contender, extra pgbackrest options); by default every contender
+        and the floor."""
         target = SCRATCH + '/restore'
-        for contender in rotation(self.contenders + ('floor',), round_number):
+        if trials is None:
+            trials = [(contender, contender, ()) for contender in self.contenders + ('floor',)]
+        for name, contender, extra in rotation(trials, round_number):
             run(sh('rm -rf {0} && mkdir -m 0700 {0}'.format(target)))
             since = cpu_times()
             if contender == 'floor':
@@ -411,12 +424,38 @@ class ReleaseBench:
                 seconds = copy + flush
             else:
                 requests = self.s3_requests()
-                seconds, _result = timed(self.pgbackrest(contender, '--pg1-path=' + target, 'restore'),
+                seconds, _result = timed(self.pgbackrest(contender, '--pg1-path=' + target, *(list(extra) + ['restore'])),
                                          logfile=self.logfile)
-                self.record_requests('restore.%s' % contender, requests)
+                self.record_requests('%s.%s' % (phase, name), requests)
             size = int(run(dexec(['du', '-sb', target])).stdout.split()[0])
-            self.sample('restore.%s' % contender, seconds, size, cpu_since=since)
+            self.sample('%s.%s' % (phase, name), seconds, size, cpu_since=since)
         run(sh('rm -rf %s' % target))
+
+    def s3_lab(self, *args):
+        run(['docker', 'exec', S3_HOST, 's3-lab'] + list(args), logfile=self.logfile)
+
+    def network(self):
+        """The latest backup restored, and full backups taken, with the S3 endpoint NETWORK_LATENCY_MS away: the
+        contenders whose settings are the collection's (stock's one object per file is measured at 0 ms only), and
+        the defaults with each process count of RESTORE_PROCESS_TRIALS."""
+        chosen = int(self.results.get('restore_process_max') or 1)
+        trials = [(contender, contender, ()) for contender in self.contenders if contender != 'stock']
+        trials += [('defaults-p%d' % count, 'defaults', ('--process-max=%d' % count,))
+                   for count in RESTORE_PROCESS_TRIALS if count != chosen]
+        log('the S3 endpoint %d ms away, %s/s per connection: restores (defaults: process-max %d), then full '
+            'backups' % (NETWORK_LATENCY_MS, report.human_bytes(NETWORK_RATE), chosen))
+        self.results['network'] = dict(latency_ms=NETWORK_LATENCY_MS, rate=NETWORK_RATE, restore_process_max=chosen)
+        self.s3_lab('latency', str(NETWORK_LATENCY_MS))
+        self.s3_lab('rate', str(NETWORK_RATE))
+        try:
+            for round_number in range(self.options.repeat):
+                self.restore_round(round_number, 'restore_network', trials)
+            for round_number in range(self.options.repeat):
+                self.backup_round(round_number, 'full_network', tuple(
+                    contender for contender in self.contenders if contender != 'stock'))
+        finally:
+            self.s3_lab('latency', '0')
+            self.s3_lab('rate', '0')
 
     # --- pgbackrest_info through Ansible -------------------------------------------------------
     def info_playbook(self, round_number):
@@ -608,12 +647,12 @@ class ReleaseBench:
 
     def backups(self):
         phases = self.options.phases
-        if not {'full', 'diff', 'restore'} & set(phases):
+        if not {'full', 'diff', 'restore', 'network'} & set(phases):
             return
         log('full backups')
         for round_number in range(self.options.repeat):
             self.backup_round(round_number, 'full')
-        if {'diff', 'restore'} & set(phases):
+        if {'diff', 'restore', 'network'} & set(phases):
             for workload, condition in UPDATES:
                 self.change_rows(workload, condition)
                 log('differential backups after the %s update' % workload)
@@ -623,6 +662,8 @@ class ReleaseBench:
             log('restores of the latest backup')
             for round_number in range(self.options.repeat):
                 self.restore_round(round_number)
+        if 'network' in phases:
+            self.network()
 
     def info(self):
         log('pgbackrest_info through Ansible vs pgbackrest info')

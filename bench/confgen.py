@@ -55,10 +55,9 @@ def main():
     options = [(k, v) for k, v in options if k not in overrides] + sorted(overrides.items())
     lines = ['# Written by bench/bench.py for one benchmark run, in the bench lab it removes at its end.', '[global]']
     lines += ['%s=%s' % option for option in options]
-    if contender != 'stock':
-        for section in ('global:archive-push', 'global:archive-get'):
-            if section in live:
-                lines += ['', '[%s]' % section] + ['%s=%s' % option for option in live[section]]
+    commands = [] if contender == 'stock' else sorted(name for name in live if name.startswith('global:'))
+    for section in commands:
+        lines += ['', '[%s]' % section] + ['%s=%s' % option for option in live[section]]
     lines += ['', '[%s]' % stanza] + ['%s=%s' % option for option in live[LIVE_STANZA]]
     old_umask = os.umask(0o027)
     try:
@@ -73,6 +72,9 @@ def main():
     for key, value in options:
         if not any(word in key for word in ('key', 'pass', 'secret')):
             print('%s=%s' % (key, value))
+    for section in commands:
+        for key, value in live[section]:
+            print('[%s] %s=%s' % (section, key, value))
 
 
 if __name__ == '__main__':

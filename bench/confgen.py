@@ -10,7 +10,8 @@ Usage: python3 - CONTENDER OUTPUT STANZA REPO_PATH LOG_PATH
              chooses (compress-type, process-max, archive-async, bundling, block incremental...), so
              pgBackRest's own defaults apply;
              unblocked: defaults without repo1-block, a what-if where the defaults have block incremental
-             (pgBackRest 2.46 and later), showing what it costs and saves on the same release.
+             (pgBackRest 2.46 and later, a posix repository), showing what it costs and saves on the same release;
+             blocked: defaults with repo1-block=y, the same what-if where the defaults leave it off (S3).
 Both get start-fast=y and archive-check=n (see bench/README.md: held equal for a fair comparison).
 """
 import grp
@@ -27,7 +28,9 @@ TUNING = ('compress-type', 'compress-level', 'compress-level-network', 'process-
           'archive-async', 'spool-path', 'repo1-bundle', 'repo1-block')
 HELD_EQUAL = {'start-fast': 'y', 'archive-check': 'n'}
 # Options a what-if leaves out, so pgBackRest's default (n) applies.
-WHAT_IF_DROPS = {'unblocked': ('repo1-block',)}
+WHAT_IF_DROPS = {'unblocked': ('repo1-block',), 'blocked': ('repo1-block',)}
+# Options a what-if adds.
+WHAT_IF_ADDS = {'blocked': {'repo1-block': 'y'}}
 
 
 def sections(path):
@@ -50,7 +53,7 @@ def main():
     live = sections(LIVE)
     left_out = TUNING if contender == 'stock' else WHAT_IF_DROPS.get(contender, ())
     options = [(k, v) for k, v in live['global'] if k not in left_out]
-    overrides = dict(HELD_EQUAL)
+    overrides = dict(HELD_EQUAL, **WHAT_IF_ADDS.get(contender, {}))
     overrides.update({'repo1-path': repo_path, 'log-path': log_path})
     options = [(k, v) for k, v in options if k not in overrides] + sorted(overrides.items())
     lines = ['# Written by bench/bench.py for one benchmark run, in the bench lab it removes at its end.', '[global]']

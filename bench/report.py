@@ -34,26 +34,34 @@ SERIES = (
     ('full.stock', 'full backup', 'pgBackRest, stock settings'),
     ('full.basebackup', 'full backup', 'pg_basebackup -Ft -z'),
     ('full.unblocked', 'full backup', 'what-if: defaults with repo1-block=n'),
+    ('full.blocked', 'full backup', 'what-if: defaults with repo1-block=y'),
     ('diff_range.defaults', 'differential, 5 % of rows in one range', 'pgBackRest, collection defaults'),
     ('diff_range.stock', 'differential, 5 % of rows in one range', 'pgBackRest, stock settings'),
     ('diff_range.unblocked', 'differential, 5 % of rows in one range', 'what-if: defaults with repo1-block=n'),
+    ('diff_range.blocked', 'differential, 5 % of rows in one range', 'what-if: defaults with repo1-block=y'),
     ('diff_spread.defaults', 'differential, every 20th row', 'pgBackRest, collection defaults'),
     ('diff_spread.stock', 'differential, every 20th row', 'pgBackRest, stock settings'),
     ('diff_spread.unblocked', 'differential, every 20th row', 'what-if: defaults with repo1-block=n'),
+    ('diff_spread.blocked', 'differential, every 20th row', 'what-if: defaults with repo1-block=y'),
     ('restore.defaults', 'restore latest', 'pgBackRest, collection defaults'),
     ('restore.stock', 'restore latest', 'pgBackRest, stock settings'),
     ('restore.unblocked', 'restore latest', 'what-if: defaults with repo1-block=n'),
+    ('restore.blocked', 'restore latest', 'what-if: defaults with repo1-block=y'),
     ('restore.floor', 'restore latest', 'floor: cp -a + fsync'),
     ('restore.copy', 'restore latest', 'cp -a alone (no fsync)'),
     ('restore_network.defaults', 'restore latest, S3 %d ms away' % NETWORK_LATENCY_MS, 'pgBackRest, collection defaults'),
     ('restore_network.unblocked', 'restore latest, S3 %d ms away' % NETWORK_LATENCY_MS,
      'what-if: defaults with repo1-block=n'),
+    ('restore_network.blocked', 'restore latest, S3 %d ms away' % NETWORK_LATENCY_MS,
+     'what-if: defaults with repo1-block=y'),
 ) + tuple(
     ('restore_network.defaults-p%d' % count, 'restore latest, S3 %d ms away' % NETWORK_LATENCY_MS,
      'defaults with --process-max=%d' % count) for count in RESTORE_PROCESS_TRIALS) + (
     ('full_network.defaults', 'full backup, S3 %d ms away' % NETWORK_LATENCY_MS, 'pgBackRest, collection defaults'),
     ('full_network.unblocked', 'full backup, S3 %d ms away' % NETWORK_LATENCY_MS,
      'what-if: defaults with repo1-block=n'),
+    ('full_network.blocked', 'full backup, S3 %d ms away' % NETWORK_LATENCY_MS,
+     'what-if: defaults with repo1-block=y'),
     ('info.module', 'stanza info', 'pgbackrest_info task (in a playbook)'),
     ('info.command', 'stanza info', 'command task running pgbackrest info'),
     ('info.raw', 'stanza info', 'raw pgbackrest info (docker exec)'),
@@ -70,18 +78,22 @@ REFERENCE = {
     'restore.defaults': 'restore.floor', 'restore.stock': 'restore.floor', 'restore.unblocked': 'restore.floor',
     'restore.copy': 'restore.floor', 'restore_network.defaults': 'restore.defaults',
     'restore_network.unblocked': 'restore.unblocked', 'full_network.defaults': 'full.defaults',
-    'full_network.unblocked': 'full.unblocked',
+    'full_network.unblocked': 'full.unblocked', 'full.blocked': 'full.stock', 'diff_range.blocked': 'diff_range.stock',
+    'diff_spread.blocked': 'diff_spread.stock', 'restore.blocked': 'restore.floor',
+    'restore_network.blocked': 'restore.blocked', 'full_network.blocked': 'full.blocked',
     'info.module': 'info.raw', 'info.command': 'info.raw', 'info.adhoc': 'info.raw',
     'site.one': 'site.ping', 'site.fleet': 'site.one',
 }
 REFERENCE.update(('restore_network.defaults-p%d' % count, 'restore_network.defaults') for count in RESTORE_PROCESS_TRIALS)
 SHORT = {'full.stock': 'stock', 'diff_range.stock': 'stock', 'diff_spread.stock': 'stock', 'restore.floor': 'floor',
          'restore.defaults': 'at 0 ms', 'restore.unblocked': 'at 0 ms', 'full.defaults': 'at 0 ms',
-         'full.unblocked': 'at 0 ms', 'restore_network.defaults': 'defaults',
+         'full.unblocked': 'at 0 ms', 'restore_network.defaults': 'defaults', 'restore.blocked': 'at 0 ms',
+         'full.blocked': 'at 0 ms',
          'info.raw': 'raw', 'site.one': 'one host', 'site.ping': 'ping'}
 WORKLOADS = (('range', 'one range of accounts'), ('spread', 'every 20th account'))
 CONTENDER_NAMES = (('defaults', 'collection defaults'), ('stock', 'stock settings'),
-                   ('unblocked', 'what-if: defaults with repo1-block=n'))
+                   ('unblocked', 'what-if: defaults with repo1-block=n'),
+                   ('blocked', 'what-if: defaults with repo1-block=y'))
 
 
 def median(values):
@@ -155,6 +167,14 @@ def diff_share(doc, workload, contender='defaults'):
     return ratio(sizes.get('diff_%s.%s' % (workload, contender)), sizes.get('full.%s' % contender))
 
 
+def block_contender(doc):
+    """The contender measured with block incremental on: the defaults where they have it, else the blocked what-if
+    where it ran; None where this pgBackRest has none."""
+    if (doc.get('machine') or {}).get('block_incremental'):
+        return 'defaults'
+    return 'blocked' if (doc.get('samples') or {}).get('diff_range.blocked') else None
+
+
 def archived_growth(doc):
     """(segments archived, WAL bytes written) on every host during the no-change runs; None when not measured."""
     archiver = doc.get('archiver')
@@ -177,6 +197,7 @@ def figures(doc):
         full_size_stock=sizes.get('full.stock'),
         diff_share_range=diff_share(doc, 'range'),
         diff_share_spread=diff_share(doc, 'spread'),
+        diff_share_range_block=diff_share(doc, 'range', block_contender(doc)) if block_contender(doc) else None,
         restore_floor_ratio=ratio(m.get('restore.defaults'), m.get('restore.floor')),
         module_overhead=(m['info.module'] - m['info.raw'])
         if m.get('info.module') is not None and m.get('info.raw') is not None else None,
@@ -232,6 +253,8 @@ TARGETS = (
                        'repository size' % (DIFF_MAX_SHARE * 100)),
     ('diff_spread', 15, 'differential after updating 5 %% of the rows, every 20th: <= %.0f %% of the full\'s '
                         'repository size' % (DIFF_MAX_SHARE * 100)),
+    ('diff_block', 22, 'differential after updating 5 % of the rows, in one range: defaults no larger than with '
+                       'block incremental'),
     ('restore', 7, 'restore: defaults <= %.0fx the copy floor' % RESTORE_MAX_FLOOR_RATIO),
     ('network', 22, 'restore with S3 %d ms away: defaults <= %.0fx the same restore at 0 ms' % (
         NETWORK_LATENCY_MS, NETWORK_MAX_RATIO)),
@@ -259,6 +282,12 @@ def targets(doc):
     for workload in ('range', 'spread'):
         share = f['diff_share_' + workload]
         rows['diff_' + workload] = (_share_text(share, doc), _at_most(share, DIFF_MAX_SHARE))
+    block_share = f['diff_share_range_block']
+    rows['diff_block'] = (None if block_share is None or f['diff_share_range'] is None else '%.0f %% vs %.0f %%%s' % (
+        f['diff_share_range'] * 100, block_share * 100,
+        ' (the defaults are block incremental)' if block_contender(doc) == 'defaults' else ''),
+        _verdict(block_share, block_share is not None and f['diff_share_range'] is not None
+                 and f['diff_share_range'] <= block_share))
     rows['restore'] = (None if f['restore_floor_ratio'] is None else '%.2fx' % f['restore_floor_ratio'],
                        _at_most(f['restore_floor_ratio'], RESTORE_MAX_FLOOR_RATIO))
     rows['network'] = (None if f['network_ratio'] is None else '%.2fx' % f['network_ratio'],
@@ -374,8 +403,7 @@ def markdown(results):
              '', '| | %s |' % ' | '.join(names), '| --- |%s' % (' --- |' * len(docs)),
              _version_row(docs, 'PostgreSQL', 'postgresql'), _version_row(docs, 'pgBackRest', 'pgbackrest')]
     lines.append('| block incremental in the collection defaults | %s |' % ' | '.join(
-        ('yes (repo1-block=y)' if (doc.get('machine') or {}).get('block_incremental') else
-         'no (needs pgBackRest %s)' % BLOCK_INCREMENTAL_SINCE) for _r, doc in docs))
+        block_text(doc.get('machine') or {}) for _r, doc in docs))
     for name, label in (('defaults', 'collection defaults'), ('stock', 'stock settings')):
         settings = ['`%s`' % (doc.get('settings') or {}).get(name, '-') for _r, doc in docs]
         lines.append('| %s | %s |' % (label, ' | '.join(settings)))
@@ -449,6 +477,14 @@ def markdown(results):
     if notes:
         lines += ['', '## Notes from this run', ''] + ['- %s: %s' % note for note in notes]
     return '\n'.join(lines) + '\n'
+
+
+def block_text(machine):
+    if machine.get('block_incremental'):
+        return 'yes (repo1-block=y)'
+    if machine.get('block_supported'):
+        return 'no: an S3 repository (what-if: repo1-block=y)'
+    return 'no (needs pgBackRest %s)' % BLOCK_INCREMENTAL_SINCE
 
 
 def error_summary(error, limit=400):
@@ -533,7 +569,13 @@ def short_reasons(doc):
         update = (doc.get('updates') or {}).get(workload)
         pages = '' if not update else ', the update having touched %.0f %% of the table\'s pages' % (
             100.0 * update['pages'] / update['table_pages'])
-        if not machine.get('block_incremental'):
+        if not machine.get('block_incremental') and machine.get('block_supported'):
+            blocked = diff_share(doc, workload, 'blocked')
+            texts.append('the differential after the %s update stored %.0f %% of the full: the defaults leave block '
+                         'incremental off for S3%s%s' % (
+                             workload, f['diff_share_' + workload] * 100,
+                             '' if blocked is None else ' (with it: %.0f %%)' % (blocked * 100), pages))
+        elif not machine.get('block_incremental'):
             texts.append('the differential after the %s update stored %.0f %% of the full: pgBackRest %s has no block '
                          'incremental (%s+), so each changed file is copied whole%s' % (
                              workload, f['diff_share_' + workload] * 100, machine.get('pgbackrest', '?'),
@@ -542,6 +584,10 @@ def short_reasons(doc):
             texts.append('the differential after the %s update stored %.0f %% of the full even with block '
                          'incremental%s: blocks that hold a changed row are stored whole' % (
                              workload, f['diff_share_' + workload] * 100, pages))
+    if verdicts['diff_block'][1] == 'MISSED':
+        texts.append('the differential after the range update stored %.0f %% of the full, against %.0f %% with block '
+                     'incremental, which the defaults leave off for S3: it made the restore with S3 %d ms away slower'
+                     % (f['diff_share_range'] * 100, f['diff_share_range_block'] * 100, NETWORK_LATENCY_MS))
     if verdicts['restore'][1] == 'MISSED':
         m = medians(doc.get('samples', {}))
         requests = medians(doc.get('requests', {}))
@@ -604,7 +650,16 @@ def explanations(doc):
         update = (doc.get('updates') or {}).get(workload)
         share = f['diff_share_' + workload]
         touched = ('the update changed %s' % update_text(update)) if update else 'the update'
-        if not machine.get('block_incremental'):
+        if not machine.get('block_incremental') and machine.get('block_supported'):
+            blocked = diff_share(doc, workload, 'blocked')
+            texts.append('Differential after updating %s (%.0f %% of the full): the defaults leave block incremental '
+                         'off for an S3 repository, so a differential copies every changed file whole; %s%s. What '
+                         'would close it: pgbackrest_repo_block: true, at the cost in restore time the network '
+                         'measurements show.' % (
+                             label, share * 100, touched,
+                             '' if blocked is None else '; with block incremental (the what-if) it stored %.0f %%' % (
+                                 blocked * 100)))
+        elif not machine.get('block_incremental'):
             texts.append('Differential after updating %s (%.0f %% of the full): pgBackRest %s has no block incremental '
                          '(repo1-block, %s and later, with bundling), so a differential copies every changed file '
                          'whole; %s, and every file of the table and its index that holds one of those pages is '
@@ -621,6 +676,16 @@ def explanations(doc):
                          'are what block incremental saves.' % (
                              label, share * 100, '' if stock is None else '; %.0f %% without it (stock)' % (stock * 100),
                              touched))
+    if verdicts['diff_block'][1] == 'MISSED':
+        blocked = medians(doc.get('samples', {})).get('restore_network.blocked')
+        texts.append('Differential after updating one range of accounts: %.0f %% of the full with the defaults, %.0f %% '
+                     'with block incremental (the what-if), which the defaults leave off for an S3 repository: '
+                     'with it a restore fetches a file\'s blocks one request after another%s. What would close it: '
+                     'pgbackrest_repo_block: true where the repository\'s size matters more than restore time.' % (
+                         f['diff_share_range'] * 100, f['diff_share_range_block'] * 100,
+                         '' if blocked is None or m.get('restore_network.defaults') is None else
+                         ' (with S3 %d ms away: %s against the defaults\' %s)' % (
+                             NETWORK_LATENCY_MS, seconds_text(blocked), seconds_text(m['restore_network.defaults']))))
     if verdicts['restore'][1] == 'MISSED':
         text = ('Restore (%.2fx the floor): the floor copies files already in the page cache on the same disk; the '
                 'restore fetches the backup from the S3 endpoint (process-max %s), then '
@@ -645,11 +710,13 @@ def explanations(doc):
                      'restore command line: during an incident the database is down and every core is free for it).')
         texts.append(text)
     if verdicts['network'][1] == 'MISSED':
-        texts.append('Restore with S3 %d ms away (%.2fx the same restore at 0 ms):%s each request waits a round trip, '
-                     'and the restore overlaps them with %s processes. What would close it: fewer requests (block '
-                     'incremental off, pgbackrest_repo_block: false, where restore time matters more than the '
-                     'differentials\' size), or more processes (pgbackrest_restore_process_max).' % (
-                         NETWORK_LATENCY_MS, f['network_ratio'], requests_text(doc, ' ', '.'),
+        requests = medians(doc.get('requests', {})).get('restore_network.defaults')
+        texts.append('Restore with S3 %d ms away (%.2fx the same restore at 0 ms): each of its %s requests to the S3 '
+                     'endpoint waits a round trip, and the restore overlaps them with %s processes. What would close '
+                     'it: fewer requests (block incremental off, pgbackrest_repo_block: false, where restore time '
+                     'matters more than the differentials\' size), or more processes '
+                     '(pgbackrest_restore_process_max).' % (
+                         NETWORK_LATENCY_MS, f['network_ratio'], '?' if requests is None else '%d' % requests,
                          (doc.get('network') or {}).get('restore_process_max', '?')))
     if verdicts['best'][1] == 'MISSED':
         texts.append('Restore with S3 %d ms away against the best setting measured (%.2fx): %s restored in %s. What '

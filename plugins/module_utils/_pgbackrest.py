@@ -449,10 +449,12 @@ BLOCK_INCREMENTAL_SINCE = '2.46'
 
 
 def backup_settings(version, compress_types, cpus, compress_type='auto', repo_block='auto', repo_bundle=True,
-                    process_max=0):
+                    process_max=0, repo_type='s3'):
     """compress-type, repo1-block and process-max as pgbackrest.conf gets them, each with the reason when it was
-    chosen here (auto): the fastest compression this build has, block incremental where the version has it and files
-    are bundled, half the CPUs (at least 1)."""
+    chosen here (auto): the fastest compression this build has; block incremental where the version has it, files
+    are bundled and the repository is a posix path (from S3 a restore fetches a block-incremental file's blocks one
+    request after another, so its time grows with the round trip: bench/results/results.md); half the CPUs (at
+    least 1)."""
     settings = dict(compress_type=compress_type, compress_reason=None, repo_block=None, repo_block_reason=None,
                     process_max=process_max)
     if compress_type == 'auto':
@@ -461,10 +463,17 @@ def backup_settings(version, compress_types, cpus, compress_type='auto', repo_bl
             compress_types or ['gz'])
     supported = version_at_least(version, BLOCK_INCREMENTAL_SINCE)
     if repo_block == 'auto':
-        settings['repo_block'] = bool(supported and repo_bundle)
-        if not settings['repo_block']:
-            settings['repo_block_reason'] = ('it needs pgBackRest %s or later, this is %s' % (
-                BLOCK_INCREMENTAL_SINCE, version) if not supported else 'it needs bundling (pgbackrest_repo_bundle)')
+        settings['repo_block'] = bool(supported and repo_bundle and repo_type != 's3')
+        if not supported:
+            settings['repo_block_reason'] = 'it needs pgBackRest %s or later, this is %s' % (
+                BLOCK_INCREMENTAL_SINCE, version)
+        elif not repo_bundle:
+            settings['repo_block_reason'] = 'it needs bundling (pgbackrest_repo_bundle)'
+        elif repo_type == 's3':
+            settings['repo_block_reason'] = (
+                'from S3 a restore fetches a block-incremental file\'s blocks one request after another, so its time '
+                'grows with the round trip to the bucket (docs/benchmark.md); set pgbackrest_repo_block: true where '
+                'the repository\'s size matters more than restore time')
     else:
         settings['repo_block'] = str(repo_block).lower() in ('true', 'yes', 'y', '1', 'on')
     if settings['repo_block']:

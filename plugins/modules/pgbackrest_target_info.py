@@ -67,8 +67,9 @@ options:
     choices: [auto, zst, lz4, gz, bz2, none]
     default: auto
   repo_block:
-    description: repo1-block - C(auto) turns block incremental on where pgBackRest has it (2.46 and later) and
-      I(repo_bundle) is on; C(true) or C(false) forces.
+    description: repo1-block - C(auto) turns block incremental on where pgBackRest has it (2.46 and later),
+      I(repo_bundle) is on and the repository is a posix path (from S3 a restore fetches its blocks one request after
+      another); C(true) or C(false) forces.
     type: str
     default: auto
   repo_bundle:
@@ -80,7 +81,8 @@ options:
     type: int
     default: 0
   repo_type:
-    description: The repository's type, which decides how many processes a restore runs when I(restore_process_max) is C(0).
+    description: The repository's type, which decides block incremental when I(repo_block) is C(auto), and how many
+      processes a restore runs when I(restore_process_max) is C(0).
     type: str
     choices: [s3, posix]
     default: s3
@@ -265,7 +267,8 @@ def main():
         archive = archive_facts(target, data_directory, params)
         built_with = compress_types(target, binary)
         backup = backup_settings(pgbackrest_version, built_with, os.cpu_count(), params['compress_type'],
-                                 params['repo_block'], params['repo_bundle'], params['process_max'])
+                                 params['repo_block'], params['repo_bundle'], params['process_max'],
+                                 params['repo_type'])
         restore = restore_settings(params['repo_type'], os.cpu_count(), params['restore_process_max'])
         run.exit(changed=False, target=dict(
             kind=target.kind, name=target.describe(), pg_path=data_directory, pg_version=pg_version,

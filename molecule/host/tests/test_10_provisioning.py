@@ -21,17 +21,33 @@ def test_compression_is_the_fastest_the_build_has_and_says_so(db):
     assert re.search(r"^compress-type=zst$", config, re.M)
 
 
-def test_block_incremental_is_on_where_pgbackrest_has_it_and_the_file_says_why_not(db):
+def test_block_incremental_is_off_for_s3_and_the_file_says_why(db):
+    """From S3 a restore fetches a block-incremental file's blocks one request after another (the benchmark's network
+    phase): the lab's repository is S3, so the rendered file leaves it off and says why, or why pgBackRest cannot."""
     config = db.file(CONFIG).content_string
     version = pgbackrest_version(db)
+    assert not re.search(r"^repo1-block", config, re.M)
     if version >= (2, 46):
-        assert re.search(r"^repo1-block=y$", config, re.M)
-        assert "# Block incremental: a changed file stores only its changed blocks (pgBackRest %s)." % (
-            ".".join(map(str, version))) in config
+        assert "# No block incremental: from S3 a restore fetches a block-incremental file's blocks one request " \
+            "after another" in config
     else:
-        assert not re.search(r"^repo1-block", config, re.M)
         assert "# No block incremental: it needs pgBackRest 2.46 or later, this is %s." % (
             ".".join(map(str, version))) in config
+
+
+def test_restores_overlap_the_buckets_round_trips_with_more_processes_than_backups(db):
+    """pgBackRest's own answer for the options it runs with (help shows the current value): a restore from S3 waits on
+    the network, so it runs 4 processes per CPU (at most 16); backups keep half the CPUs."""
+    cpus = int(db.check_output("python3 -c 'import os; print(os.cpu_count())'"))
+
+    def current(command):
+        found = re.search(r"^current: (\d+)$", db.check_output(
+            "runuser -u postgres -- pgbackrest help %s process-max", command), re.M)
+        return int(found.group(1)) if found else None
+    assert current("restore") == min(16, 4 * cpus)
+    assert current("archive-get") == min(16, 4 * cpus)
+    assert current("backup") == max(1, cpus // 2)
+    assert current("archive-push") == 2
 
 
 def test_archiving_is_on_through_pgbackrest(db):

@@ -89,8 +89,14 @@ def test_block_incremental_from_246(run_module, version, block):
 
 
 @pytest.mark.parametrize('asked, version, block, reason', [
-    (dict(), '2.51', True, 'a changed file stores only its changed blocks (pgBackRest 2.51)'),
-    (dict(repo_bundle=False), '2.51', False, 'it needs bundling (pgbackrest_repo_bundle)'),
+    (dict(repo_type='posix'), '2.51', True, 'a changed file stores only its changed blocks (pgBackRest 2.51)'),
+    (dict(), '2.51', False, "from S3 a restore fetches a block-incremental file's blocks one request after another, "
+                            "so its time grows with the round trip to the bucket (docs/benchmark.md); set "
+                            "pgbackrest_repo_block: true where the repository's size matters more than restore time"),
+    (dict(repo_type='s3', repo_block='true'), '2.51', True,
+     'a changed file stores only its changed blocks (pgBackRest 2.51)'),
+    (dict(repo_type='posix', repo_bundle=False), '2.51', False, 'it needs bundling (pgbackrest_repo_bundle)'),
+    (dict(repo_type='posix'), '2.45', False, 'it needs pgBackRest 2.46 or later, this is 2.45'),
     (dict(repo_block='false'), '2.51', False, None),
     (dict(repo_block='true'), '2.45', True, 'a changed file stores only its changed blocks (pgBackRest 2.45)'),
 ])

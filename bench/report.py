@@ -774,7 +774,7 @@ def observations(doc):
     texts = []
     m = medians(doc.get('samples', {}))
     if m.get('site.one') is not None and doc.get('site_tasks') is not None:
-        texts.append('the no-change site.yml on one host ran %d tasks (%d skipped); the slowest: %s' % (
-            doc['site_tasks'], doc.get('site_skipped') or 0, ', '.join(
+        texts.append('the no-change site.yml on one host (%s) ran %d tasks (%d skipped); the slowest: %s' % (
+            doc.get('site_settings') or 'the lab\'s settings', doc['site_tasks'], doc.get('site_skipped') or 0, ', '.join(
                 '%s (%s)' % (name, seconds_text(seconds)) for name, seconds in (doc.get('site_slowest') or [])[:3])))
     return texts

@@ -441,11 +441,11 @@ class ReleaseBench:
         run(['docker', 'exec', S3_HOST, 's3-lab'] + list(args), logfile=self.logfile)
 
     def network(self):
-        """The latest backup restored, and full backups taken, with the S3 endpoint NETWORK_LATENCY_MS away: the
-        contenders whose settings are the collection's (stock's one object per file is measured at 0 ms only), and
-        the defaults with each process count of RESTORE_PROCESS_TRIALS."""
+        """The latest backup restored with the S3 endpoint NETWORK_LATENCY_MS away by every contender (stock: what
+        one object per file costs there) and by the defaults with each process count of RESTORE_PROCESS_TRIALS; then
+        full backups of the contenders whose settings are the collection's."""
         chosen = int(self.results.get('restore_process_max') or 1)
-        trials = [(contender, contender, ()) for contender in self.contenders if contender != 'stock']
+        trials = [(contender, contender, ()) for contender in self.contenders]
         trials += [('defaults-p%d' % count, 'defaults', ('--process-max=%d' % count,))
                    for count in RESTORE_PROCESS_TRIALS if count != chosen]
         log('the S3 endpoint %d ms away, %s/s per connection: restores (defaults: process-max %d), then full '

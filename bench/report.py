@@ -50,6 +50,7 @@ SERIES = (
     ('restore.floor', 'restore latest', 'floor: cp -a + fsync'),
     ('restore.copy', 'restore latest', 'cp -a alone (no fsync)'),
     ('restore_network.defaults', 'restore latest, S3 %d ms away' % NETWORK_LATENCY_MS, 'pgBackRest, collection defaults'),
+    ('restore_network.stock', 'restore latest, S3 %d ms away' % NETWORK_LATENCY_MS, 'pgBackRest, stock settings'),
     ('restore_network.unblocked', 'restore latest, S3 %d ms away' % NETWORK_LATENCY_MS,
      'what-if: defaults with repo1-block=n'),
     ('restore_network.blocked', 'restore latest, S3 %d ms away' % NETWORK_LATENCY_MS,
@@ -80,7 +81,7 @@ REFERENCE = {
     'restore_network.unblocked': 'restore.unblocked', 'full_network.defaults': 'full.defaults',
     'full_network.unblocked': 'full.unblocked', 'full.blocked': 'full.stock', 'diff_range.blocked': 'diff_range.stock',
     'diff_spread.blocked': 'diff_spread.stock', 'restore.blocked': 'restore.floor',
-    'restore_network.blocked': 'restore.blocked', 'full_network.blocked': 'full.blocked',
+    'restore_network.blocked': 'restore.blocked', 'restore_network.stock': 'restore.stock', 'full_network.blocked': 'full.blocked',
     'info.module': 'info.raw', 'info.command': 'info.raw', 'info.adhoc': 'info.raw',
     'site.one': 'site.ping', 'site.fleet': 'site.one',
 }

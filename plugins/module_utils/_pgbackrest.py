@@ -499,8 +499,8 @@ def restore_settings(repo_type, cpus, process_max=0):
     if repo_type == 's3':
         chosen = min(RESTORE_PROCESS_CAP, max(RESTORE_PROCESSES_PER_CPU, RESTORE_PROCESSES_PER_CPU * cpus))
         reason = ('a restore from S3 waits on round trips to the bucket, not on the CPUs: %d processes for %d CPU%s '
-                  '(%d per CPU, at most %d)' % (chosen, cpus, '' if cpus == 1 else 's', RESTORE_PROCESSES_PER_CPU,
-                                               RESTORE_PROCESS_CAP))
+                  '(%d per CPU, at most %d)' % (
+                      chosen, cpus, '' if cpus == 1 else 's', RESTORE_PROCESSES_PER_CPU, RESTORE_PROCESS_CAP))
     else:
         chosen = cpus
         reason = 'a restore runs while PostgreSQL is stopped: one process per CPU (%d)' % cpus

@@ -287,8 +287,8 @@ def test_a_restore_slowed_by_the_network_names_the_best_setting_and_the_requests
     assert len(texts) == 2
     assert texts[0].startswith('Restore with S3 20 ms away (2.33x the same restore at 0 ms): each of its 1318 requests')
     assert 'defaults, process-max 16 restored in 7.00 s' in texts[1]
-    assert report.short_reasons(doc)[1] == ('the restore with S3 20 ms away took 2.00x the best setting measured '
-                                           '(defaults, process-max 16: 7.00 s)')
+    assert report.short_reasons(doc)[1] == (
+        'the restore with S3 20 ms away took 2.00x the best setting measured (defaults, process-max 16: 7.00 s)')
 
 
 def test_a_slow_restore_with_block_incremental_is_set_against_the_what_if_without_it():

@@ -14,8 +14,8 @@
 #             meta/ee-requirements.txt and meta/ee-bindep.txt, and nothing is test tooling
 #   changelog antsibull-changelog lint; CHANGELOG.md is what changelogs/changelog.yaml generates
 #   doclint   antsibull-docs lint-collection-docs --plugin-docs
-#   sanity    ansible-test sanity on the installed collection (scripts/sanity.sh with SANITY_SOURCE): what users
-#             install passes it too, not only this checkout
+#   sanity    ansible-test sanity on the installed collection (scripts/sanity.sh with SANITY_SOURCE), on Python
+#             3.13 (INSTALLED_SANITY_PYTHON): what users install passes it too, not only this checkout (3.11)
 #
 # Every check runs even when an earlier one fails (except after a failed build or install); the
 # summary names the failed ones. Work files stay in .build/collection-check/ for inspection.
@@ -35,6 +35,7 @@ NAME=pgbackrest
 FQCN="$NAMESPACE.$NAME"
 INSTALL="$WORK/collections"                      # the empty collections path the tarball goes into
 INSTALLED="$INSTALL/ansible_collections/$NAMESPACE/$NAME"
+INSTALLED_SANITY_PYTHON=${INSTALLED_SANITY_PYTHON:-3.13}
 
 # What the tarball may hold: the collection's own directories and files, by path prefix.
 ALLOWED_PATHS=(
@@ -375,8 +376,9 @@ changelog() {
 }
 
 sanity_installed() {
-  log "ansible-test sanity on the installed collection"
-  SANITY_SOURCE="$INSTALLED" SANITY_VENV="$VENV" "$ROOT/scripts/sanity.sh"
+  # On Python 3.13, the Python of Debian 13 managed hosts; `make sanity` tests the checkout on 3.11.
+  log "ansible-test sanity on the installed collection, Python $INSTALLED_SANITY_PYTHON"
+  SANITY_SOURCE="$INSTALLED" SANITY_VENV="$VENV" SANITY_PYTHON="$INSTALLED_SANITY_PYTHON" "$ROOT/scripts/sanity.sh"
 }
 
 doclint() {

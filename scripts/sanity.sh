@@ -12,6 +12,8 @@
 #
 # Usage: scripts/sanity.sh [extra `ansible-test sanity` arguments, e.g. --test pep8 -v]
 # Environment:
+#   SANITY_PYTHON  the Python version to test with (default: 3.11, this machine's python3; 3.12 and 3.13 come
+#                  from pyenv, put on PATH here when it has them)
 #   SANITY_SOURCE  collection source tree to test (default: the repository root)
 #   SANITY_VENV    virtualenv holding ansible-test (default: $ROOT/.venv)
 #   SANITY_WAIT    seconds to wait for a virtualenv still being installed (default: 600)
@@ -24,7 +26,7 @@ VENV=${SANITY_VENV:-$ROOT/.venv}
 ANSIBLE_TEST="$VENV/bin/ansible-test"
 NAMESPACE=chronos
 NAME=pgbackrest
-PYTHON_VERSION=3.11
+PYTHON_VERSION=${SANITY_PYTHON:-3.11}
 COLLECTIONS="$ROOT/.build/sanity/ansible_collections"
 WORK="$COLLECTIONS/$NAMESPACE/$NAME"
 CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
@@ -183,6 +185,13 @@ main() {
     export PIP_CERT="$CA_BUNDLE"
   fi
   export PIP_DISABLE_PIP_VERSION_CHECK=1
+  # ansible-test looks for python<version> on PATH: pyenv's interpreters are not there unless its shims are.
+  local pyenv_python
+  if ! command -v "python$PYTHON_VERSION" >/dev/null; then
+    for pyenv_python in "$HOME"/.pyenv/versions/"$PYTHON_VERSION".*/bin/python"$PYTHON_VERSION"; do
+      [[ -x "$pyenv_python" ]] && PATH="${pyenv_python%/*}:$PATH"
+    done
+  fi
   log "ansible-test sanity --venv --python $PYTHON_VERSION $*"
   cd "$WORK"
   local status color=()

@@ -35,6 +35,10 @@ HELPER_LABEL = 'chronos.pgbackrest.helper-for'
 # A container in one of these states is stopped: Docker starts it again only when asked (or, with restart policy
 # always, when the engine restarts). Running, restarting (crash-looping) and paused containers are not.
 STOPPED = ('created', 'exited', 'dead')
+# A command in a container that crash-loops dies with it: SIGKILLed (137), or its exec finds the container gone (126).
+# The engine may record the restart a moment after the exec returned: this long is waited for it to.
+KILLED_EXITS = (126, 137)
+RESTART_SETTLE_SECONDS = 5
 # A helper idles until it is removed; `sleep 1` in a loop works with coreutils and BusyBox alike.
 IDLE = ['sh', '-c', 'trap "exit 0" INT TERM; while :; do sleep 1; done']
 # exec_run takes no input: a script for stdin travels in this environment variable instead.
@@ -181,20 +185,28 @@ class ContainerTarget(Target):
         try:
             rc, (stdout, stderr) = where.exec_run(argv, user=user or '', environment=env, demux=True)
         except Exception as exc:
-            if where is self.container and self.helper_when_stopped and self._restarted_since(restarts):
+            if where is self.container and self.helper_when_stopped and self._restarted_since(restarts, killed=True):
                 return self._run_in_helper(argv, user, env)
             raise ChronosError("Cannot run %s in %s: %s" % (argv[0], self.describe(), exc))
-        if rc != 0 and where is self.container and self.helper_when_stopped and self._restarted_since(restarts):
+        if rc != 0 and where is self.container and self.helper_when_stopped and self._restarted_since(
+                restarts, killed=rc in KILLED_EXITS):
             # A crash-looping container was up for a moment, and its end killed the command (137) or the exec found
             # it gone ('cannot exec in a deleted state'): a restore reads it from the helper instead (what it runs
             # there reads and makes nothing a second run would not).
             return self._run_in_helper(argv, user, env)
         return rc, stdout or b'', stderr or b''
 
-    def _restarted_since(self, restarts):
-        """Whether the container stopped or started again since RestartCount was restarts."""
-        status = self.status
-        return status != 'running' or self.container.attrs.get('RestartCount') != restarts
+    def _restarted_since(self, restarts, killed=False):
+        """Whether the container stopped or started again since RestartCount was restarts. For a command that was
+        killed (or whose exec failed), the engine is given RESTART_SETTLE_SECONDS to see that the container's main
+        process died with it: the exec can end before the engine records the restart."""
+        deadline = time.time() + (RESTART_SETTLE_SECONDS if killed else 0)
+        while True:
+            if self.status != 'running' or self.container.attrs.get('RestartCount') != restarts:
+                return True
+            if time.time() >= deadline:
+                return False
+            time.sleep(0.2)
 
     def _run_in_helper(self, argv, user, env):
         try:

@@ -293,13 +293,37 @@ def test_a_restore_reads_a_crash_looping_container_from_the_helper(layout, docke
     found.close()
 
 
-def test_a_command_killed_for_another_reason_is_not_run_again(layout, docker, commands):
-    """137 in a container that kept running (the OOM killer took the command alone): its own answer."""
+def test_a_restart_the_engine_records_after_the_exec_returned_still_sends_the_command_to_the_helper(
+        layout, docker, commands, clock):
+    """The exec ends with 137 while the engine still shows the container running: its restart is seen a moment
+    later, and the command is run in the helper."""
+    container = layout['container']
+    reloads = []
+
+    def reload():
+        reloads.append(1)
+        if len(reloads) == 4:        # the engine records the restart at the third look after the exec
+            container.status = 'restarting'
+            container.attrs['RestartCount'] = container.attrs.get('RestartCount', 0) + 1
+    container.reload = reload
+    found = target(docker)
+    found.allow_commands_while_stopped()
+    commands.expect(fails(137), ok(b'[]'))
+    assert found.run(['pgbackrest', 'info']).stdout == '[]'
+    assert [call['where'] for call in commands.calls] == ['chronos-db', 'chronos-db-pgbackrest-helper']
+    assert 0 < sum(clock.slept) < _container.RESTART_SETTLE_SECONDS
+    found.close()
+
+
+def test_a_command_killed_for_another_reason_is_not_run_again(layout, docker, commands, clock):
+    """137 in a container that kept running (the OOM killer took the command alone): its own answer, once the
+    engine had time to record a restart that did not come."""
     found = target(docker)
     found.allow_commands_while_stopped()
     commands.expect(fails(137))
     assert found.run(['pgbackrest', 'info']).rc == 137
     assert [call['where'] for call in commands.calls] == ['chronos-db'] and docker.created == []
+    assert sum(clock.slept) >= _container.RESTART_SETTLE_SECONDS
 
 
 def test_outside_a_restore_a_crash_looping_container_is_not_read_elsewhere(layout, docker, commands):

@@ -185,13 +185,12 @@ main() {
     export PIP_CERT="$CA_BUNDLE"
   fi
   export PIP_DISABLE_PIP_VERSION_CHECK=1
-  # ansible-test looks for python<version> on PATH: pyenv's interpreters are not there unless its shims are.
+  # ansible-test looks for python<version> on PATH. A pyenv interpreter is put first: pyenv's shim for it answers
+  # "command not found" unless that version is selected (pyenv global).
   local pyenv_python
-  if ! command -v "python$PYTHON_VERSION" >/dev/null; then
-    for pyenv_python in "$HOME"/.pyenv/versions/"$PYTHON_VERSION".*/bin/python"$PYTHON_VERSION"; do
-      [[ -x "$pyenv_python" ]] && PATH="${pyenv_python%/*}:$PATH"
-    done
-  fi
+  for pyenv_python in "$HOME"/.pyenv/versions/"$PYTHON_VERSION".*/bin/python"$PYTHON_VERSION"; do
+    [[ -x "$pyenv_python" ]] && PATH="${pyenv_python%/*}:$PATH"
+  done
   log "ansible-test sanity --venv --python $PYTHON_VERSION $*"
   cd "$WORK"
   local status color=()

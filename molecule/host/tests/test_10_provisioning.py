@@ -98,10 +98,8 @@ def test_one_full_backup_read_back_through_pgbackrest_info(db):
     assert len(fulls) == 1
     assert fulls[0]["error"] is False
     assert fulls[0]["repo_delta"] > 0, fulls[0]
-    if pgbackrest_version(db) >= (2, 46):  # block incremental: the maps' sizes, and no repository size
-        assert fulls[0]["repo_size_map"] > 0 and fulls[0]["repo_size"] is None, fulls[0]
-    else:
-        assert fulls[0]["repo_size"] >= fulls[0]["repo_delta"] and fulls[0]["repo_size_map"] is None, fulls[0]
+    # No block incremental on S3: a repository size, and no block maps (the posix repository below has them).
+    assert fulls[0]["repo_size"] >= fulls[0]["repo_delta"] and fulls[0]["repo_size_map"] is None, fulls[0]
     assert result["latest_backup"]["label"] == fulls[0]["label"]
 
 
@@ -137,3 +135,9 @@ def test_a_posix_repository_works_end_to_end(db):
     backups = module("pgbackrest_info", stanza=STANZA)
     assert backups["stanza"]["status"]["code"] == 0
     assert [backup["type"] for backup in backups["backups"]] == ["full"]
+    if pgbackrest_version(db) >= (2, 46):
+        # Block incremental on a posix repository: on in the file, and the backup's block maps read back.
+        assert re.search(r"^repo1-block=y$", config, re.M), config
+        assert backups["backups"][0]["repo_size_map"] > 0 and backups["backups"][0]["repo_size"] is None, backups
+    else:
+        assert not re.search(r"^repo1-block", config, re.M)

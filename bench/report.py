@@ -526,7 +526,9 @@ def readme_section(results):
     lines = ['`make bench` measures, on %s, each in a lab of its own brought up for the run: full and differential '
              'backups with the collection\'s settings against pgBackRest\'s stock settings and `pg_basebackup`, the '
              'differential\'s repository size after updating 5 %% of the rows, restores against a `cp -a` floor, '
-             '`pgbackrest_info` against the raw command, a no-change `site.yml` against an ad-hoc `ansible -m ping` '
+             'the same restores and full backups with the S3 endpoint %d ms away per request (the restore also with '
+             '1 to 16 processes), `pgbackrest_info` against the raw command, a no-change `site.yml` (where '
+             'PostgreSQL exists) against an ad-hoc `ansible -m ping` '
              'of the same host and on eight hosts against one, `pg_stat_archiver` across those no-change runs, and '
              'WAL archive lag under pgbench load. Each contender runs %s times, alternating; medians, a chart and '
              'every sample go to `bench/results/` (method and options: [bench/README.md](../bench/README.md); '
@@ -535,7 +537,7 @@ def readme_section(results):
                  ' and '.join('%s (PostgreSQL %s, pgBackRest %s)' % (
                      release, (doc.get('machine') or {}).get('postgresql', '?'),
                      (doc.get('machine') or {}).get('pgbackrest', '?')) for release, doc in docs),
-                 params.get('repeat', '?'), params.get('started', '?'), machine.get('cores', '?'),
+                 NETWORK_LATENCY_MS, params.get('repeat', '?'), params.get('started', '?'), machine.get('cores', '?'),
                  machine.get('memory_gib', 0.0), params.get('scale', '?'), minutes_text(params.get('seconds'))),
              '', '| target | %s |' % ' | '.join(names), '| --- |%s' % (' --- |' * len(docs))]
     verdicts = [targets(doc) for _r, doc in docs]

@@ -460,15 +460,13 @@ def test_latest_with_archiving_broken_is_refused_unless_the_loss_is_accepted(db)
 
 @pytest.fixture
 def slow_repository():
-    """The S3 endpoint 100 ms away and sending 150 kB/s in all to a restore, whose processes (4 per CPU, at most 16:
-    pgbackrest_restore_process_max) each fetch over a connection of their own: a restore of the lab's few MB lasts a
-    minute."""
-    processes = min(16, 4 * (os.cpu_count() or 1))
+    """The S3 endpoint 100 ms away behind a link of 150 kB/s, shared by the restore's processes (4 per CPU: each
+    fetches over a connection of its own): a restore of the lab's few MB lasts a minute."""
     s3_lab("latency", "100")
-    s3_lab("rate", str(150000 // processes))
+    s3_lab("link", "150000")
     yield
     s3_lab("latency", "0")
-    s3_lab("rate", "0")
+    s3_lab("link", "0")
 
 
 def started_playbook(playbook, settings):
@@ -549,7 +547,7 @@ def test_a_restore_job_killed_on_the_managed_host_is_noticed_and_the_same_comman
     assert "The restore job died on" in output and "Run the same command again" in output, output[-3000:]
     # Two progress intervals, and the few seconds each check costs in Ansible.
     assert noticed <= 2 * every + 15, (noticed, output[-2000:])
-    s3_lab("rate", "0")
+    s3_lab("link", "0")
     result = restore(type="latest")
     assert result.returncode == 0, result.stdout[-3000:]
     assert_rows(db, committed, result)
